@@ -1,0 +1,108 @@
+"""Matcher latency per recipe: encode_reference, track and match on a 640x480 scene, and
+the cost of matching 16 references in one pass relative to one.
+
+Fixed workload: the ``coffee`` product from scikit-image (200x200) as reference, a
+deterministic 640x480 cluttered scene with it pasted at 120 px, default recipe settings,
+networks with their initial (untrained) weights — latency does not depend on the values,
+except for the number of candidates decoded. Each figure is the median of several runs
+after one warm-up run.
+
+    python benchmarks/matcher_latency.py [--recipes a,b] [--repeats N] [--threads N]
+
+Prints a Markdown table. On shared CPUs compare the ratios, not the absolute times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import skimage.data
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import matcher
+
+
+def _scene() -> tuple[np.ndarray, np.ndarray]:
+    product = skimage.data.coffee()[90:290, 180:380].copy()
+    rng = np.random.default_rng(0)
+    tiles = [skimage.data.rocket(), skimage.data.chelsea(), skimage.data.astronaut()]
+    scene = np.zeros((480, 640, 3), np.uint8)
+    for y in range(0, 480, 96):
+        for x in range(0, 640, 96):
+            src = tiles[rng.integers(len(tiles))]
+            sy, sx = rng.integers(0, src.shape[0] - 96), rng.integers(0, src.shape[1] - 96)
+            scene[y : y + 96, x : x + 96] = src[sy : sy + 96, sx : sx + 96, :3][
+                : 480 - y, : 640 - x
+            ]
+    scene[200:320, 300:420] = cv2.resize(product, (120, 120), interpolation=cv2.INTER_AREA)
+    return product, scene
+
+
+def _median(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def bench(name: str, repeats: int, device: str) -> dict[str, float]:
+    m = matcher.build(name, device=device)
+    product, scene = _scene()
+    ref = matcher.Reference.from_image(product)
+    refs16 = [matcher.Reference.from_image(product, id=str(i)) for i in range(16)]
+    feats = m.encode_reference(ref)
+    tracker = m.tracker()
+    tracker.init(scene, (300, 200, 420, 320))
+    out = {
+        "encode_reference": _median(lambda: m.encode_reference(ref), repeats * 3),
+        "track": _median(lambda: tracker.track(scene), repeats * 3),
+        "match": _median(lambda: m.match(feats, scene), repeats),
+    }
+    feats16 = [m.encode_reference(r) for r in refs16]
+    out["match_many16"] = _median(lambda: m.match_many(feats16, scene), max(1, repeats // 2))
+    out["ratio"] = out["match_many16"] / out["match"]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipes", default=",".join(matcher.list_recipes()))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    torch.set_num_threads(args.threads)
+    print(
+        f"# matcher latency — {platform.processor() or platform.machine()}, "
+        f"{args.threads} torch threads, torch {torch.__version__}, device {args.device}\n"
+    )
+    print(
+        "| recipe | encode_reference (ms) | track (ms) | match 640x480 (ms) "
+        "| match_many(16) (ms) | match_many(16) / match(1) |"
+    )
+    print("|---|---|---|---|---|---|")
+    for name in args.recipes.split(","):
+        r = bench(name, args.repeats, args.device)
+        print(
+            f"| {name} | {r['encode_reference'] * 1e3:.1f} | {r['track'] * 1e3:.1f} | "
+            f"{r['match'] * 1e3:.0f} | {r['match_many16'] * 1e3:.0f} | {r['ratio']:.2f} |",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""siammatch's library core: Siamese matchers for one-shot product matching.
+
+Typical use::
+
+    import matcher
+    m = matcher.load("siamrpnpp_r50", weights="model.pth", device="cpu")
+    ref = matcher.Reference.from_image("product.jpg", box=None)
+    result = m.match(ref, "shelf.jpg", max_instances=5, score_threshold=0.3)
+
+This package imports nothing from ``api``, ``index`` or ``trainers``, nor Flask or FAISS.
+"""
+
+from matcher.builder import FAMILIES, build, load, resolve_device
+from matcher.config import Recipe, list_recipes, load_recipe
+from matcher.errors import (
+    CatalogError,
+    CheckpointError,
+    ConfigError,
+    ImageTooLargeError,
+    InvalidArgumentError,
+    InvalidBoxError,
+    InvalidImageError,
+    SiammatchError,
+    UnknownComponentError,
+)
+from matcher.images import load_image, parse_box, validate_box
+from matcher.inference import rpn_tracker, siamfc_tracker  # noqa: F401 - tracker registrations
+from matcher.siamese_matcher import ReferenceFeatures, SiameseMatcher
+from matcher.structures import Instance, MatchResult, Reference
+
+__all__ = [
+    "FAMILIES",
+    "CatalogError",
+    "CheckpointError",
+    "ConfigError",
+    "ImageTooLargeError",
+    "Instance",
+    "InvalidArgumentError",
+    "InvalidBoxError",
+    "InvalidImageError",
+    "MatchResult",
+    "Recipe",
+    "Reference",
+    "ReferenceFeatures",
+    "SiameseMatcher",
+    "SiammatchError",
+    "UnknownComponentError",
+    "build",
+    "list_recipes",
+    "load",
+    "load_image",
+    "load_recipe",
+    "parse_box",
+    "resolve_device",
+    "validate_box",
+]

@@ -1,0 +1,1 @@
+"""Inference: crops, anchors, per-family decoding, trackers and the match-mode search."""

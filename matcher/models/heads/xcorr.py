@@ -1,0 +1,126 @@
+"""Cross-correlation ops, as pure functions over batches.
+
+Shape shorthand / naming: ``x`` is the search (scene) feature map ``(B, C, H, W)``, ``z``
+the template (reference) kernel ``(K, C, h, w)`` (or ``(K, O * C, h, w)`` for up-channel
+kernels with ``O`` outputs). All three ops pair templates with searches in one of three
+ways, none of which loops in Python:
+
+* ``K == B`` — pairwise: template ``i`` with search ``i`` (training batches);
+* ``B == 1`` — one search against every template (``match_many``: one scene, many
+  references); the output batch is ``K``;
+* ``K == 1`` — one template against every search (a tracker's multi-scale search); the
+  output batch is ``B``.
+
+The output spatial size is ``(H - h + 1, W - w + 1)``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _pairing(x: torch.Tensor, z: torch.Tensor) -> str:
+    b, k = x.shape[0], z.shape[0]
+    if k == b:
+        return "pairwise"
+    if b == 1:
+        return "one_search"
+    if k == 1:
+        return "one_template"
+    raise ValueError(f"cannot pair {k} templates with {b} searches (need K == B, B == 1 or K == 1)")
+
+
+def xcorr_naive(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Plain cross-correlation summed over channels (SiamFC).
+
+    Args:
+        x: ``(B, C, H, W)`` search features.
+        z: ``(K, C, h, w)`` template features.
+
+    Returns:
+        ``(N, 1, H', W')`` with ``N = max(B, K)``.
+    """
+    mode = _pairing(x, z)
+    if mode == "pairwise":
+        b, c, h, w = x.shape
+        out = F.conv2d(x.reshape(1, b * c, h, w), z, groups=b)
+        return out.reshape(b, 1, out.shape[-2], out.shape[-1])
+    if mode == "one_search":
+        out = F.conv2d(x, z)
+        return out.reshape(z.shape[0], 1, out.shape[-2], out.shape[-1])
+    return F.conv2d(x, z)
+
+
+def xcorr_depthwise(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Channel-by-channel cross-correlation (SiamRPN++, SiamMask, SiamFC++).
+
+    Args:
+        x: ``(B, C, H, W)`` search features.
+        z: ``(K, C, h, w)`` template kernels.
+
+    Returns:
+        ``(N, C, H', W')`` with ``N = max(B, K)``.
+    """
+    mode = _pairing(x, z)
+    c = x.shape[1]
+    kh, kw = z.shape[-2:]
+    if mode == "pairwise":
+        b, _, h, w = x.shape
+        out = F.conv2d(x.reshape(1, b * c, h, w), z.reshape(b * c, 1, kh, kw), groups=b * c)
+        return out.reshape(b, c, out.shape[-2], out.shape[-1])
+    if mode == "one_search":
+        return xcorr_depthwise_channel_major(x, z).transpose(0, 1).contiguous()
+    return F.conv2d(x, z.reshape(c, 1, kh, kw), groups=c)
+
+
+def xcorr_depthwise_channel_major(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Depth-wise correlation of one search with ``K`` templates, channel-major.
+
+    The search is read once (``groups=C``, each group holding the ``K`` kernels of its
+    channel), and the result is left in that layout so that 1x1 convolutions can follow
+    as plain matrix products without a transpose.
+
+    Args:
+        x: ``(1, C, H, W)`` search features.
+        z: ``(K, C, h, w)`` template kernels.
+
+    Returns:
+        ``(C, K, H', W')``.
+    """
+    if x.shape[0] != 1:
+        raise ValueError(f"channel-major correlation takes one search, got {x.shape[0]}")
+    k, c, kh, kw = z.shape
+    weight = z.transpose(0, 1).reshape(c * k, 1, kh, kw)
+    out = F.conv2d(x, weight, groups=c)
+    return out.reshape(c, k, out.shape[-2], out.shape[-1])
+
+
+def xcorr_upchannel(x: torch.Tensor, z: torch.Tensor, outputs: int) -> torch.Tensor:
+    """Up-channel cross-correlation (SiamRPN / DaSiamRPN): each template holds ``outputs``
+    full ``C``-channel kernels.
+
+    Args:
+        x: ``(B, C, H, W)`` search features.
+        z: ``(K, outputs * C, h, w)`` template kernels; channel ``o * C + c`` is channel
+            ``c`` of output ``o``'s kernel.
+        outputs: kernels per template.
+
+    Returns:
+        ``(N, outputs, H', W')`` with ``N = max(B, K)``.
+    """
+    mode = _pairing(x, z)
+    c = x.shape[1]
+    kh, kw = z.shape[-2:]
+    if z.shape[1] != outputs * c:
+        raise ValueError(f"up-channel kernel has {z.shape[1]} channels, expected {outputs}x{c}")
+    if mode == "pairwise":
+        b, _, h, w = x.shape
+        weight = z.reshape(b * outputs, c, kh, kw)
+        out = F.conv2d(x.reshape(1, b * c, h, w), weight, groups=b)
+        return out.reshape(b, outputs, out.shape[-2], out.shape[-1])
+    if mode == "one_search":
+        k = z.shape[0]
+        out = F.conv2d(x, z.reshape(k * outputs, c, kh, kw))
+        return out.reshape(k, outputs, out.shape[-2], out.shape[-1])
+    return F.conv2d(x, z.reshape(outputs, c, kh, kw))

@@ -1,0 +1,44 @@
+"""Distribution of siammatch: one-shot product matching with Siamese networks."""
+
+from pathlib import Path
+
+from setuptools import setup
+
+HERE = Path(__file__).parent
+
+setup(
+    name="siammatch",
+    version="0.1.0",
+    description=(
+        "One-shot reference-to-scene matching for e-commerce with the Siamese tracker "
+        "family, a Siamese Mask R-CNN, a FAISS catalog and an HTTP service"
+    ),
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=[
+        "matcher",
+        "matcher.models",
+        "matcher.models.backbones",
+        "matcher.models.heads",
+        "matcher.inference",
+        "index",
+        "api",
+        "trainers",
+    ],
+    install_requires=[
+        "torch>=2.15",
+        "torchvision>=0.29",
+        "numpy>=2.0",
+        "opencv-python-headless>=4.10",
+        "pillow>=10.0",
+        "pyyaml>=6.0",
+        "pycocotools>=2.0.8",
+        "tqdm>=4.66",
+        "scikit-image>=0.24",
+    ],
+    extras_require={
+        "dev": ["pytest>=8.0", "ruff>=0.6"],
+    },
+    entry_points={"console_scripts": ["siammatch = api.cli:main"]},
+)

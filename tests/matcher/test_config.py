@@ -1,0 +1,113 @@
+"""Recipes load into frozen typed dataclasses; bad keys and values are named."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import pytest
+
+import matcher
+from matcher.config import apply_override, load_recipe, recipe_from_dict, score_size
+from matcher.errors import ConfigError, UnknownComponentError
+
+
+@pytest.mark.parametrize("name", matcher.list_recipes())
+def test_every_recipe_loads_and_is_frozen(name):
+    recipe = load_recipe(name)
+    assert recipe.name == name
+    assert recipe.family in matcher.FAMILIES
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        recipe.model.exemplar_size = 1  # type: ignore[misc]
+    # The resolved recipe survives a round trip through plain data (checkpoints).
+    assert recipe_from_dict(recipe.to_dict()) == recipe
+
+
+def test_unknown_key_is_named_with_a_suggestion(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "family: siamfc\nmodel:\n  backbone: {name: alexnet_v1}\n  head: {name: siamfc}\n"
+        "  exemplr_size: 127\ninference:\n  track: {tracker: siamfc}\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_recipe(path)
+    assert "model.exemplr_size" in str(err.value)
+    assert "exemplar_size" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("model.instance_size=big", "model.instance_size"),
+        ("model.anchor.ratios=0.5", "model.anchor.ratios"),
+        ("inference.match.score_threshold=[1]", "inference.match.score_threshold"),
+        ("model.input_format=yuv", "model.input_format"),
+        ("inference.track.adaptive=3", "inference.track.adaptive"),
+    ],
+)
+def test_mistyped_override_is_named(override, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_recipe("siamrpnpp_alexnet", [override])
+
+
+def test_override_outside_the_schema_is_refused():
+    with pytest.raises(ConfigError, match=re.escape("inference.match.scal_step")):
+        load_recipe("siamrpnpp_alexnet", ["inference.match.scal_step=1.3"])
+    with pytest.raises(ConfigError, match="key=value"):
+        load_recipe("siamrpnpp_alexnet", ["inference.match.scale_step"])
+
+
+def test_overrides_apply_and_convert_ints_to_floats():
+    recipe = load_recipe(
+        "siamrpnpp_r50",
+        [
+            "inference.match.score_threshold=1",
+            "inference.track.lr=0.25",
+            "model.head.weighted=false",
+        ],
+    )
+    assert recipe.inference.match.score_threshold == 1.0
+    assert isinstance(recipe.inference.match.score_threshold, float)
+    assert recipe.inference.track.lr == 0.25 and recipe.model.head.weighted is False
+
+
+def test_base_recipes_inherit_and_override():
+    base, otb = load_recipe("siamrpnpp_r50"), load_recipe("siamrpnpp_r50_otb")
+    assert otb.model.head.weighted is False and base.model.head.weighted is True
+    assert otb.inference.track.penalty_k == 0.24
+    assert otb.model.backbone == base.model.backbone
+    assert otb.description != base.description
+
+
+def test_unknown_recipe_lists_valid_names():
+    with pytest.raises(UnknownComponentError) as err:
+        load_recipe("siamrpnpp_r51")
+    assert "siamrpnpp_r50" in str(err.value)
+
+
+def test_missing_required_key_is_named(tmp_path):
+    path = tmp_path / "partial.yaml"
+    path.write_text("family: siamfc\nmodel:\n  backbone: {name: alexnet_v1}\n")
+    with pytest.raises(ConfigError, match="head"):
+        load_recipe(path)
+
+
+def test_apply_override_creates_intermediate_sections():
+    raw: dict = {}
+    apply_override(raw, "model.anchor.scales=[4, 8]")
+    assert raw == {"model": {"anchor": {"scales": [4, 8]}}}
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("siamrpnpp_r50", 25),
+        ("siamrpnpp_mobilenetv2", 25),
+        ("siamrpnpp_alexnet", 21),
+        ("siamrpn_alexnet_upchannel", 19),
+        ("siamfc_alexnet", 17),
+    ],
+)
+def test_score_sizes_of_the_original_configs(name, expected):
+    recipe = load_recipe(name)
+    assert score_size(recipe.model, recipe.model.instance_size) == expected

@@ -1,0 +1,92 @@
+"""The search plan covers every scene position once, at every needed scale."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from matcher.inference.pyramid import Geometry, level_scales, plan_level
+
+GEOMETRIES = [
+    Geometry(exemplar_size=127, instance_size=255, stride=8, offset=31.0),  # PySOT ResNet
+    Geometry(exemplar_size=127, instance_size=287, stride=8, offset=63.0),  # PySOT AlexNet
+    Geometry(exemplar_size=127, instance_size=255, stride=8, offset=63.0),  # SiamFC
+]
+
+
+def test_scales_bracket_each_references_size_range_on_a_fixed_grid():
+    scales, ranges = level_scales(
+        scene_short_side=480,
+        template_long_sides=[63.5, 90.0],
+        min_fraction=0.1,
+        max_fraction=1.0,
+        scale_step=1.26,
+        max_upscale=4.0,
+    )
+    assert scales == sorted(scales, reverse=True)
+    ratios = np.array(scales[:-1]) / np.array(scales[1:])
+    assert np.allclose(ratios, 1.26)
+    assert all(
+        math.isclose(math.log(s) / math.log(1.26), round(math.log(s) / math.log(1.26)))
+        for s in scales
+    )
+    for side, (first, last) in zip([63.5, 90.0], ranges, strict=True):
+        assert scales[first] >= side / 48 > scales[first + 1]  # largest needed scale bracketed
+        assert scales[last] <= side / 480 < scales[last - 1]  # smallest needed scale bracketed
+    alone, _ = level_scales(
+        scene_short_side=480,
+        template_long_sides=[63.5],
+        min_fraction=0.1,
+        max_fraction=1.0,
+        scale_step=1.26,
+        max_upscale=4.0,
+    )
+    first, last = ranges[0]
+    assert alone == scales[first : last + 1]  # a reference's levels do not depend on others
+
+
+def test_upscaling_is_capped():
+    scales, ranges = level_scales(
+        scene_short_side=40,
+        template_long_sides=[63.5],
+        min_fraction=0.1,
+        max_fraction=1.0,
+        scale_step=1.26,
+        max_upscale=4.0,
+    )
+    assert max(scales) <= 4.0 + 1e-9 and ranges == [(0, len(scales) - 1)]
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+@pytest.mark.parametrize("working_size", [255, 400, 1024])
+@pytest.mark.parametrize("scene", [(480, 640), (37, 1900), (1500, 300)])
+def test_tiles_report_every_scene_position_exactly_once(geometry, working_size, scene):
+    level = plan_level(1.0, scene, geometry, working_size)
+    assert level.padded_width >= level.width + level.pad and level.padded_height >= level.height
+    for tile in level.tiles:
+        assert tile.width <= max(working_size, geometry.instance_size)
+        assert (tile.width - geometry.instance_size) % geometry.stride == 0
+        assert tile.x0 % geometry.stride == 0 and tile.y0 % geometry.stride == 0
+        assert tile.x0 + tile.width <= level.padded_width
+    # Every cell centre over the scene is reported by exactly one tile ...
+    gx = geometry.cells(level.padded_width)
+    centers = geometry.offset + geometry.stride * np.arange(gx)
+    scene_cells = centers[(centers >= level.pad) & (centers < level.pad + level.width)]
+    assert len(scene_cells) >= math.floor(level.width / geometry.stride)
+    for c in scene_cells:
+        owners = [
+            t
+            for t in level.tiles
+            if t.keep[0] <= c < t.keep[2]
+            and t.x0 + geometry.offset <= c <= t.x0 + t.width - 1 - geometry.offset
+        ]
+        owners_x = {t.x0 for t in owners}
+        assert len(owners_x) == 1, (c, owners_x)
+        # ... and that tile holds the cell's whole template window (unless at the border).
+        tile = next(iter(owners))
+        if tile.x0 > 0:
+            assert c - geometry.support >= tile.x0
+        if tile.x0 + tile.width < level.padded_width:
+            assert c + geometry.support <= tile.x0 + tile.width - 1
