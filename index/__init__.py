@@ -1,0 +1,1 @@
+"""Product catalog: embedder, FAISS index and metadata store (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""Training core for every matcher family (see DESIGN.md)."""
