@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
 
@@ -16,16 +16,7 @@ setup(
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
-    packages=[
-        "matcher",
-        "matcher.models",
-        "matcher.models.backbones",
-        "matcher.models.heads",
-        "matcher.inference",
-        "index",
-        "api",
-        "trainers",
-    ],
+    packages=find_packages(include=["matcher*", "index*", "api*", "trainers*"]),
     install_requires=[
         "torch>=2.15",
         "torchvision>=0.29",

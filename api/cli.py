@@ -1,10 +1,10 @@
 """The ``siammatch`` command line.
 
 Sub-commands: ``match`` (find a reference in a scene), ``track`` (follow a box through
-frames or a video), ``recipes`` (list the model recipes) and ``demo`` (a self-contained
-run on generated images). Any user mistake — a bad path, an unreadable image, a box
-outside the image, a wrong weights file — prints one line ``siammatch: error: ...`` and
-exits with status 2.
+frames or a video), ``recipes`` (list the model recipes), ``demo`` (a self-contained run
+on generated images) and ``synth`` (generate the synthetic e-commerce dataset). Any user
+mistake — a bad path, an unreadable image, a box outside the image, a wrong weights file —
+prints one line ``siammatch: error: ...`` and exits with status 2.
 """
 
 from __future__ import annotations
@@ -94,6 +94,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the generated scene")
     _model_args(p)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("synth", help="generate a synthetic e-commerce dataset (COCO format)")
+    p.add_argument("--out", required=True, help="output folder (must be new or empty)")
+    p.add_argument("--products", type=int, required=True, help="number of catalog products")
+    p.add_argument("--scenes", type=int, required=True, help="number of scene images")
+    p.add_argument("--seed", type=int, default=0, help="seed; same seed, same dataset")
+    p.add_argument("--size", default="480x640", help="scene size HxW (default 480x640)")
+    p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+    p.set_defaults(func=cmd_synth)
     return parser
 
 
@@ -324,6 +334,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for inst in result.instances:
         print(f"  score {inst.score:.3f} box {', '.join(f'{v:.0f}' for v in inst.box)}")
     print(f"images and JSON written to {out}/")
+    return 0
+
+
+# -- synth ------------------------------------------------------------------------------
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from trainers.data.synth import generate
+
+    size = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", args.size)
+    if size is None:
+        raise UsageError(f"--size {args.size!r}: expected HxW, e.g. 480x640")
+    out = generate(
+        args.out,
+        num_products=args.products,
+        num_scenes=args.scenes,
+        seed=args.seed,
+        image_size=(int(size.group(1)), int(size.group(2))),
+        workers=args.workers,
+        overwrite=args.overwrite,
+    )
+    print(f"{args.scenes} scenes and {args.products} catalog products written to {out}/")
     return 0
 
 

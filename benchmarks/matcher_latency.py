@@ -9,7 +9,10 @@ after one warm-up run.
 
     python benchmarks/matcher_latency.py [--recipes a,b] [--repeats N] [--threads N]
 
-Prints a Markdown table. On shared CPUs compare the ratios, not the absolute times.
+Prints a Markdown table, then, for recipes with masks (SiamMask), the extra cost of the
+mask path over the box-only path of the same network: match mode with and without the
+per-instance mask pass (5 instances), tracking with and without the mask/refine step. On
+shared CPUs compare the ratios, not the absolute times.
 """
 
 from __future__ import annotations
@@ -77,6 +80,31 @@ def bench(name: str, repeats: int, device: str) -> dict[str, float]:
     return out
 
 
+def bench_masks(name: str, repeats: int, device: str) -> dict[str, float] | None:
+    """Box-only vs mask path of a mask recipe (``None`` for box-only recipes)."""
+    from matcher.inference.rpn_tracker import PySOTTracker
+
+    m = matcher.build(name, device=device)
+    if m.masker is None:
+        return None
+    product, scene = _scene()
+    feats = m.encode_reference(matcher.Reference.from_image(product))
+    kwargs = {"max_instances": 5, "score_threshold": 0.0}
+    with_masks = _median(lambda: m.match(feats, scene, **kwargs), repeats)
+    masker, m.masker = m.masker, None
+    box_only = _median(lambda: m.match(feats, scene, **kwargs), repeats)
+    m.masker = masker
+    mask_tracker = m.tracker()
+    box_tracker = PySOTTracker(
+        m.net, mask_tracker.params, input_format=mask_tracker.input_format, device=m.device
+    )
+    times = {}
+    for key, tracker in (("track_mask", mask_tracker), ("track_box", box_tracker)):
+        tracker.init(scene, (300, 200, 420, 320))
+        times[key] = _median(lambda t=tracker: t.track(scene), repeats * 3)
+    return {"match_box": box_only, "match_mask": with_masks, **times}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipes", default=",".join(matcher.list_recipes()))
@@ -102,6 +130,21 @@ def main() -> None:
             f"{r['match'] * 1e3:.0f} | {r['match_many16'] * 1e3:.0f} | {r['ratio']:.2f} |",
             flush=True,
         )
+    rows = [(n, bench_masks(n, args.repeats, args.device)) for n in args.recipes.split(",")]
+    rows = [(n, r) for n, r in rows if r is not None]
+    if rows:
+        print(
+            "\n| recipe | match box-only (ms) | match + 5 masks (ms) | extra | track box-only (ms) "
+            "| track + mask (ms) | extra |"
+        )
+        print("|---|---|---|---|---|---|---|")
+        for n, r in rows:
+            print(
+                f"| {n} | {r['match_box'] * 1e3:.0f} | {r['match_mask'] * 1e3:.0f} | "
+                f"{r['match_mask'] / r['match_box'] - 1:+.0%} | {r['track_box'] * 1e3:.1f} | "
+                f"{r['track_mask'] * 1e3:.1f} | {r['track_mask'] / r['track_box'] - 1:+.0%} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -24,7 +24,11 @@ from matcher.errors import (
     UnknownComponentError,
 )
 from matcher.images import load_image, parse_box, validate_box
-from matcher.inference import rpn_tracker, siamfc_tracker  # noqa: F401 - tracker registrations
+from matcher.inference import (  # noqa: F401 - tracker registrations
+    da_tracker,
+    siamfc_tracker,
+    siamfcpp_tracker,
+)
 from matcher.siamese_matcher import ReferenceFeatures, SiameseMatcher
 from matcher.structures import Instance, MatchResult, Reference
 

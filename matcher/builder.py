@@ -14,11 +14,13 @@ from typing import Any
 import torch
 
 from matcher.checkpoints import load_weights, read_checkpoint
-from matcher.config import Recipe, load_recipe, recipe_from_dict
+from matcher.config import Recipe, load_recipe, recipe_from_dict, score_size
 from matcher.errors import CheckpointError, ConfigError, InvalidArgumentError
 from matcher.inference.anchors import anchor_shapes
 from matcher.inference.decode import AnchorDecoder, ResponseDecoder
-from matcher.models.builders import build_siamese_net
+from matcher.inference.instance_masks import InstanceMasker, MaskGeometry
+from matcher.inference.point_decoder import PointDecoder
+from matcher.models.builders import build_siamese_net, build_siammask_net
 from matcher.registry import Registry
 from matcher.siamese_matcher import SiameseMatcher
 
@@ -49,6 +51,42 @@ def build_siamrpn(recipe: Recipe, device: torch.device) -> SiameseMatcher:
         recipe=recipe,
         net=build_siamese_net(model),
         decoder=AnchorDecoder(anchor_shapes=shapes, penalty_k=recipe.inference.match.penalty_k),
+        device=device,
+    )
+
+
+@FAMILIES.register("siammask")
+def build_siammask(recipe: Recipe, device: torch.device) -> SiameseMatcher:
+    """SiamMask: the SiamRPN family plus a mask for every instance and tracked box."""
+    model = recipe.model
+    if model.anchor is None:
+        raise ConfigError(f"recipe {recipe.name!r}: family siammask needs model.anchor")
+    shapes = anchor_shapes(model.stride, model.anchor.ratios, model.anchor.scales)
+    geometry = MaskGeometry(
+        exemplar_size=model.exemplar_size,
+        instance_size=model.instance_size,
+        stride=model.stride,
+        base_size=model.base_size,
+        context_amount=model.context_amount,
+        score_size=score_size(model, model.instance_size),
+        num_anchors=len(shapes),
+    )
+    return SiameseMatcher(
+        recipe=recipe,
+        net=build_siammask_net(model),
+        decoder=AnchorDecoder(anchor_shapes=shapes, penalty_k=recipe.inference.match.penalty_k),
+        device=device,
+        masker=InstanceMasker(geometry=geometry, threshold=recipe.inference.track.mask_threshold),
+    )
+
+
+@FAMILIES.register("siamfcpp")
+def build_siamfcpp(recipe: Recipe, device: torch.device) -> SiameseMatcher:
+    """SiamFC++: anchor-free point head, SiamFC++ trackers, point decoder."""
+    return SiameseMatcher(
+        recipe=recipe,
+        net=build_siamese_net(recipe.model),
+        decoder=PointDecoder(penalty_k=recipe.inference.match.penalty_k),
         device=device,
     )
 

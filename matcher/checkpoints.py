@@ -8,10 +8,13 @@ loaded strictly. The only keys a file may lack are those the published files are
 lack (BatchNorm ``num_batches_tracked``). Anything else that does not fit raises
 :class:`~matcher.errors.CheckpointError` saying what was expected and what was found.
 
-Layouts: ``pysot`` (PySOT model zoo ``model.pth``), ``dasiamrpn`` (``SiamRPN*.model``, legacy
-PyTorch 0.3 serialisation), ``siamfc_pytorch`` (``siamfc_alexnet_e50.pth``, current and
-pre-2019 ``feature.N`` names) and ``siammatch`` (this project's files: a dict with
-``format``, ``version``, the resolved ``recipe`` and the ``state_dict``).
+Layouts: ``pysot`` (PySOT model zoo ``model.pth``), ``dasiamrpn`` (``SiamRPN*.model``,
+legacy PyTorch 0.3 serialisation), ``siammask`` (foolwood/SiamMask ``SiamMask_*.pth``,
+usually wrapped in a training checkpoint's ``state_dict``), ``siamfc_pytorch``
+(``siamfc_alexnet_e50.pth``, current and pre-2019 ``feature.N`` names), ``video_analyst``
+(SiamFC++ ``*.pkl``, raw or under ``model_state_dict``) and ``siammatch`` (this project's
+files: a dict with ``format``, ``version``, the resolved ``recipe`` and the
+``state_dict``).
 """
 
 from __future__ import annotations
@@ -94,6 +97,30 @@ _dasiamrpn_map = _prefix_map(
     ]
 )
 
+# foolwood/SiamMask: ``features.features`` backbone, ``features.downsample`` neck,
+# ``rpn_model``/``mask_model.mask``/``refine_model`` heads.
+_siammask_map = _prefix_map(
+    [
+        ("features.features.", "backbone."),
+        ("features.downsample.", "neck.downsample."),
+        ("rpn_model.", "head."),
+        ("mask_model.mask.", "mask_head."),
+        ("refine_model.", "refine_head."),
+    ]
+)
+
+# video_analyst (SiamFC++): ``basemodel`` backbone; the adjust convs sit at the top level
+# of ``SiamTrack`` and belong to our head, whose other names equal ``DenseboxHead``'s.
+_video_analyst_map = _prefix_map(
+    [
+        ("basemodel.", "backbone."),
+        ("c_z_k.", "head.c_z_k."),
+        ("r_z_k.", "head.r_z_k."),
+        ("c_x.", "head.c_x."),
+        ("r_x.", "head.r_x."),
+    ]
+)
+
 # siamfc-pytorch before November 2019: one ``feature`` Sequential.
 _SIAMFC_OLD_INDEX = {
     0: "conv1.0",
@@ -123,7 +150,11 @@ def register_layout(layout: CheckpointLayout) -> None:
 register_layout(CheckpointLayout("siammatch", "siammatch", (_identity,)))
 register_layout(CheckpointLayout("pysot", "PySOT model zoo", (_pysot_map,)))
 register_layout(CheckpointLayout("dasiamrpn", "DaSiamRPN", (_dasiamrpn_map,)))
+register_layout(CheckpointLayout("siammask", "foolwood/SiamMask", (_siammask_map,)))
 register_layout(CheckpointLayout("siamfc_pytorch", "siamfc-pytorch", (_identity, _siamfc_old_map)))
+register_layout(
+    CheckpointLayout("video_analyst", "video_analyst (SiamFC++)", (_video_analyst_map,))
+)
 
 
 def get_layout(name: str) -> CheckpointLayout:
@@ -262,11 +293,18 @@ def guess_origin(keys: list[str]) -> str:
     if has("featureExtract."):
         return "a DaSiamRPN model (SiamRPN up-channel, featureExtract/conv_r1 names)"
     if has("basemodel."):
+        if has("basemodel.Mixed_6e."):
+            return "a SiamFC++ GoogLeNet model (video_analyst basemodel/head names)"
+        if has("basemodel.conv5."):
+            return "a SiamFC++ AlexNet model (video_analyst basemodel/head names)"
         return "a SiamFC++ model (video_analyst basemodel/head names)"
     if has("feature.") and not has("backbone."):
         return "a pre-2019 siamfc-pytorch SiamFC model (feature.N names)"
     if has("refine_head.") or has("mask_head."):
         return "a PySOT SiamMask model"
+    if has("features.features.") and has("mask_model."):
+        with_refine = "sharp" if has("refine_model.") else "base"
+        return f"a foolwood/SiamMask model (SiamMask {with_refine})"
     if has("rpn_head.rpn2."):
         if has("backbone.layer0."):
             return "a PySOT SiamRPN++ MobileNetV2 model"

@@ -79,6 +79,10 @@ class HeadConfig:
         hidden: hidden width of the correlation branches.
         weighted: multi-level RPN fuses levels with learned softmax weights.
         out_scale: SiamFC response scale.
+        num_convs: SiamFC++ head: 3x3 convs in each of the cls and bbox towers
+            (video_analyst ``num_conv3x3``; each shrinks the score map by 2 cells).
+        conv_bn: SiamFC++ head: per tower conv, whether it has a BatchNorm
+            (``head_conv_bn``); empty means none has.
     """
 
     name: str
@@ -86,6 +90,8 @@ class HeadConfig:
     hidden: int = 256
     weighted: bool = False
     out_scale: float = 0.001
+    num_convs: int = 3
+    conv_bn: tuple[bool, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -97,12 +103,27 @@ class AnchorConfig:
 
 
 @dataclass(frozen=True)
+class MaskConfig:
+    """SiamMask's mask branch.
+
+    Attributes:
+        mask_size: side of the mask head's per-cell output (63 in SiamMask).
+        refine: masks come from the refine module (127x127, SiamMask-sharp) rather than
+            the mask head (SiamMask base).
+    """
+
+    mask_size: int = 63
+    refine: bool = True
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """Architecture and input geometry.
 
     Attributes:
         backbone / neck / head: component configurations.
         anchor: anchor shapes; ``None`` for anchor-free heads.
+        mask: the mask branch (SiamMask); ``None`` for box-only models.
         input_format: channel order the network was trained on, ``"bgr"`` or ``"rgb"``.
         exemplar_size: template crop side in pixels.
         instance_size: search crop side in pixels used by the tracker.
@@ -116,6 +137,7 @@ class ModelConfig:
     head: HeadConfig
     neck: NeckConfig = field(default_factory=NeckConfig)
     anchor: AnchorConfig | None = None
+    mask: MaskConfig | None = None
     input_format: Literal["bgr", "rgb"] = "bgr"
     exemplar_size: int = 127
     instance_size: int = 255
@@ -138,6 +160,18 @@ class TrackConfig:
             smaller than ``small_object_fraction`` of the image.
         scale_num / scale_step / scale_penalty / scale_lr / response_up: SiamFC's
             multi-scale search.
+        mask_threshold: mask probability above which a pixel belongs to the object
+            (SiamMask's ``MASK_THERSHOLD`` / ``seg_thr``); also used in match mode.
+        distractor_aware: DaSiamRPN's distractor-aware re-scoring and local-to-global
+            re-detection (RPN trackers; off reproduces the originals exactly).
+        distractor_weight / distractor_threshold / distractor_per_frame /
+            distractor_memory / distractor_decay: weight of the distractor term, score a
+            secondary peak needs to become a distractor, distractors taken per frame,
+            templates remembered, per-frame decay of their weights.
+        redetect_threshold: a pick scoring below this counts as lost (0 disables).
+        redetect_step: network-input pixels the search grows by per lost frame.
+        lost_instance_size: largest search while lost.
+        lost_window_influence: cosine-window weight while lost.
     """
 
     tracker: str
@@ -153,6 +187,17 @@ class TrackConfig:
     scale_penalty: float = 0.9745
     scale_lr: float = 0.59
     response_up: int = 16
+    mask_threshold: float = 0.3
+    distractor_aware: bool = False
+    distractor_weight: float = 0.5
+    distractor_threshold: float = 0.6
+    distractor_per_frame: int = 3
+    distractor_memory: int = 8
+    distractor_decay: float = 0.2
+    redetect_threshold: float = 0.0
+    redetect_step: int = 64
+    lost_instance_size: int = 831
+    lost_window_influence: float = 0.001
 
 
 @dataclass(frozen=True)
@@ -172,6 +217,9 @@ class MatchConfig:
         penalty_k: penalty on box size/ratio departing from the reference's at that level.
         box_voting_iou: each kept box becomes the score-weighted mean of the candidates
             overlapping it by at least this IoU (0 disables).
+        distractor_weight: strength of distractor-aware re-scoring (``match(...,
+            distractor_aware=True)``).
+        distractor_candidates: candidates compared with each other when re-scoring.
     """
 
     score_threshold: float = 0.5
@@ -185,6 +233,8 @@ class MatchConfig:
     pre_nms_top_k: int = 300
     penalty_k: float = 0.04
     box_voting_iou: float = 0.7
+    distractor_weight: float = 1.0
+    distractor_candidates: int = 12
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,12 @@ that shares the same network.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 
@@ -21,10 +21,18 @@ from matcher.config import Recipe, score_offset
 from matcher.errors import InvalidArgumentError
 from matcher.images import ImageLike, load_image
 from matcher.inference.decode import MatchDecoder, ReferenceGeometry
-from matcher.inference.match import SearchParams, search_scene, to_instances
+from matcher.inference.distractors import (
+    LocalGeometry,
+    encode_box_templates,
+    rescore_by_distractors,
+    similarity_matrix,
+)
+from matcher.inference.instance_masks import InstanceMasker
+from matcher.inference.local import template_crop
+from matcher.inference.match import Candidate, SearchParams, search_scene, to_instances
 from matcher.inference.pyramid import Geometry
 from matcher.inference.tracking import TRACKERS, Tracker, crops_to_tensor, to_model_order
-from matcher.structures import MatchResult, Reference
+from matcher.structures import Instance, MatchResult, Reference
 
 logger = logging.getLogger(__name__)
 
@@ -51,65 +59,6 @@ class ReferenceFeatures:
     reference_id: str | None = None
 
 
-def template_crop(
-    image: np.ndarray,
-    box: tuple[float, float, float, float],
-    *,
-    exemplar_size: int,
-    context_amount: float,
-) -> tuple[np.ndarray, float]:
-    """Square crop of the box plus context, resized to ``exemplar_size`` (area averaging).
-
-    Args:
-        image: ``(H, W, 3)`` uint8.
-        box: ``(x0, y0, x1, y1)``.
-        exemplar_size: output side.
-        context_amount: context as a fraction of ``w + h``.
-
-    Returns:
-        ``(crop, scale)`` where ``scale`` is template pixels per image pixel.
-    """
-    x0, y0, x1, y1 = box
-    w, h = x1 - x0, y1 - y0
-    ctx = context_amount * (w + h)
-    side = math.sqrt((w + ctx) * (h + ctx))
-    scale = exemplar_size / side
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    # Map the square [cx - side/2, cx + side/2] onto [0, exemplar_size] (pixel centres).
-    matrix = np.array(
-        [
-            [scale, 0.0, -(cx - side / 2) * scale - 0.5 + 0.5 * scale],
-            [0.0, scale, -(cy - side / 2) * scale - 0.5 + 0.5 * scale],
-        ],
-        dtype=np.float64,
-    )
-    fill = tuple(float(v) for v in image.reshape(-1, 3).mean(axis=0))
-    if scale < 1.0:
-        # Shrink with area averaging first so small templates do not alias.
-        factor = max(1, int(1.0 / scale))
-        if factor > 1:
-            small = cv2.resize(
-                image,
-                (max(1, image.shape[1] // factor), max(1, image.shape[0] // factor)),
-                interpolation=cv2.INTER_AREA,
-            )
-            sx = image.shape[1] / small.shape[1]
-            sy = image.shape[0] / small.shape[0]
-            pre = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5]])
-            # compose: template <- image <- small
-            full = np.vstack([matrix, [0, 0, 1]]) @ np.vstack([pre, [0, 0, 1]])
-            matrix, image = full[:2], small
-    crop = cv2.warpAffine(
-        image,
-        matrix,
-        (exemplar_size, exemplar_size),
-        flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_CONSTANT,
-        borderValue=fill,
-    )
-    return crop, scale
-
-
 class SiameseMatcher:
     """Match mode and tracking mode of one Siamese recipe.
 
@@ -118,15 +67,23 @@ class SiameseMatcher:
         net: the network (its weights already loaded).
         decoder: the family's match-mode decoder.
         device: where the network runs.
+        masker: predicts a mask for every match-mode instance (SiamMask), or ``None``.
     """
 
     def __init__(
-        self, *, recipe: Recipe, net: torch.nn.Module, decoder: MatchDecoder, device: torch.device
+        self,
+        *,
+        recipe: Recipe,
+        net: torch.nn.Module,
+        decoder: MatchDecoder,
+        device: torch.device,
+        masker: InstanceMasker | None = None,
     ) -> None:
         self.recipe = recipe
         self.device = device
         self.net = net.to(device).eval()
         self.decoder = decoder
+        self.masker = masker
         model = recipe.model
         self.geometry = Geometry(
             exemplar_size=model.exemplar_size,
@@ -186,6 +143,7 @@ class SiameseMatcher:
         *,
         max_instances: int | None = None,
         score_threshold: float | None = None,
+        distractor_aware: bool = False,
     ) -> MatchResult:
         """Find every instance of ``reference`` in ``scene``.
 
@@ -194,6 +152,9 @@ class SiameseMatcher:
             scene: any image :func:`matcher.images.load_image` reads.
             max_instances: cap on returned instances (recipe default if ``None``).
             score_threshold: minimum score (recipe default if ``None``).
+            distractor_aware: also compare candidates with each other and down-weight those
+                that look more like another candidate than like the reference (shelves of
+                near-identical look-alikes); costs one crop pass per candidate.
 
         Returns:
             The instances, best first, boxes in scene pixels.
@@ -203,7 +164,11 @@ class SiameseMatcher:
             InvalidArgumentError: ``max_instances`` or ``score_threshold`` out of range.
         """
         return self.match_many(
-            [reference], scene, max_instances=max_instances, score_threshold=score_threshold
+            [reference],
+            scene,
+            max_instances=max_instances,
+            score_threshold=score_threshold,
+            distractor_aware=distractor_aware,
         )[0]
 
     def match_many(
@@ -213,6 +178,7 @@ class SiameseMatcher:
         *,
         max_instances: int | None = None,
         score_threshold: float | None = None,
+        distractor_aware: bool = False,
     ) -> list[MatchResult]:
         """:meth:`match` for several references with one pass of the scene's backbone.
 
@@ -220,6 +186,10 @@ class SiameseMatcher:
             One :class:`MatchResult` per reference, in order.
         """
         params = self._search_params(max_instances, score_threshold)
+        search_params = params
+        if distractor_aware:
+            pool = max(params.max_instances, self.recipe.inference.match.distractor_candidates)
+            search_params = dataclasses.replace(params, max_instances=pool)
         if not references:
             return []
         feats = [self._features(r) for r in references]
@@ -232,17 +202,68 @@ class SiameseMatcher:
             scene_model,
             geometry=self.geometry,
             decoder=self.decoder,
-            params=params,
+            params=search_params,
             device=self.device,
         )
-        return [
-            MatchResult(
-                instances=to_instances(cands),
-                scene_size=(image.shape[0], image.shape[1]),
-                reference_id=f.reference_id,
+        out = []
+        for f, cands in zip(feats, results, strict=True):
+            if distractor_aware:
+                cands = self._rescore_distractors(f, scene_model, cands, params)
+            instances = to_instances(cands)
+            if self.masker is not None and instances:
+                masks = self.masker(
+                    self.net, f.template, scene_model, [c.box for c in cands], self.device
+                )
+                instances = tuple(
+                    Instance(box=inst.box, score=inst.score, mask=m.mask, polygon=m.polygon)
+                    for inst, m in zip(instances, masks, strict=True)
+                )
+            out.append(
+                MatchResult(
+                    instances=instances,
+                    scene_size=(image.shape[0], image.shape[1]),
+                    reference_id=f.reference_id,
+                )
             )
-            for f, cands in zip(feats, results, strict=True)
+        return out
+
+    def _rescore_distractors(
+        self,
+        feats: ReferenceFeatures,
+        scene: np.ndarray,
+        cands: list[Candidate],
+        params: SearchParams,
+    ) -> list[Candidate]:
+        """Distractor-aware re-scoring of one reference's candidates (see
+        :mod:`matcher.inference.distractors`)."""
+        if len(cands) < 2:
+            return cands[: params.max_instances]
+        model = self.recipe.model
+        geometry = LocalGeometry(
+            exemplar_size=model.exemplar_size,
+            instance_size=model.instance_size,
+            context_amount=model.context_amount,
+        )
+        boxes = [c.box for c in cands]
+        own = encode_box_templates(self.net, scene, boxes, geometry=geometry, device=self.device)
+        templates = [torch.cat([r, o]) for r, o in zip(feats.template, own, strict=True)]
+        sim = similarity_matrix(
+            self.net, templates, scene, boxes, geometry=geometry, device=self.device
+        )
+        scores = rescore_by_distractors(
+            np.array([c.score for c in cands], np.float32),
+            sim[0],
+            sim[1:],
+            np.array(boxes, np.float32),
+            weight=self.recipe.inference.match.distractor_weight,
+        )
+        order = np.argsort(-scores, kind="stable")
+        kept = [
+            Candidate(box=cands[i].box, score=float(scores[i]))
+            for i in order
+            if scores[i] >= params.score_threshold
         ]
+        return kept[: params.max_instances]
 
     def _search_params(
         self, max_instances: int | None, score_threshold: float | None

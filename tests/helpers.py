@@ -199,3 +199,66 @@ def square_box(cx: float, cy: float, side: float) -> tuple[int, int, int, int]:
         math.floor(cx - half) + int(side),
         math.floor(cy - half) + int(side),
     )
+
+
+def siamfcpp_template_matcher(**overrides: object):
+    """SiamFC++ head on the pixel backbone (``tests/recipes/pixels_siamfcpp.yaml``) with
+    template-matcher weights (see :func:`make_siamfcpp_template_matcher`)."""
+    items = [f"{k}={v}" for k, v in overrides.items()]
+    m = matcher.build(TEST_RECIPES / "pixels_siamfcpp.yaml", overrides=items)
+    model = m.recipe.model
+    # A square product with no context fills the template.
+    side = float(model.exemplar_size) / (1.0 + 2.0 * model.context_amount)
+    make_siamfcpp_template_matcher(
+        m.net, object_size=side, stride=model.stride, exemplar_size=model.exemplar_size
+    )
+    return m
+
+
+def make_siamfcpp_template_matcher(
+    net: torch.nn.Module, *, object_size: float, stride: int, exemplar_size: int
+):
+    """Set a pixel-backbone SiamFC++ head's weights to make it a template matcher.
+
+    The adjust convs ``c_z_k``/``c_x`` pass the patch descriptors through unchanged (they
+    have no ReLU, so no sign trick is needed), the depth-wise correlation gives per-channel
+    products, and the first cls tower conv sums them over channels into the normalised
+    correlation ``corr`` (shifted by a constant to cross its ReLU). The classification
+    logit is ``scale * (corr - 0.4 * cells)`` (0 at 40 % of a perfect match), the
+    centre-ness logit a large constant, and the box a constant square of side
+    ``object_size`` (the product's side in template pixels): zero weights into
+    ``bbox_offsets_p5`` and ``bi = log(object_size / 2 / stride)``.
+    """
+    head = net.head
+    c = head.c_z_k.conv.in_channels
+    assert head.c_z_k.conv.out_channels == c, "the helper needs hidden == in_channels"
+    with torch.no_grad():
+        adjusts = ((head.c_z_k, True), (head.c_x, True), (head.r_z_k, False), (head.r_x, False))
+        for adjust, passes in adjusts:
+            adjust.conv.weight.zero_()
+            adjust.conv.bias.zero_()
+            if passes:
+                adjust.conv.weight[:, :, 1, 1] = torch.eye(c)
+            _identity_bn(adjust.bn)
+        for name in ("cls", "bbox"):
+            for conv in head.tower(name):
+                conv.conv.weight.zero_()
+                conv.conv.bias.zero_()
+                assert not hasattr(conv, "bn"), "the helper expects tower convs without BN"
+        shift = 100.0
+        first = head.tower("cls")[0].conv
+        first.weight[0, :, 1, 1] = 1.0
+        first.bias[0] = shift
+        template = torch.zeros(1, 3, exemplar_size, exemplar_size)
+        kernel_cells = net.encode_template(template)[0].shape[-1] ** 2
+        scale, threshold = 8.0 / kernel_cells, 0.4 * kernel_cells
+        for block in (head.cls_score_p5, head.ctr_score_p5, head.bbox_offsets_p5):
+            block.conv.weight.zero_()
+            block.conv.bias.zero_()
+            _identity_bn(block.bn)
+        head.cls_score_p5.conv.weight[0, 0, 0, 0] = scale
+        head.cls_score_p5.conv.bias[0] = -scale * (shift + threshold)
+        head.ctr_score_p5.conv.bias[0] = 20.0
+        head.si.fill_(1.0)
+        head.bi.fill_(math.log(object_size / 2 / stride))
+    net.eval()

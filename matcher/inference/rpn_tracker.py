@@ -23,7 +23,7 @@ import torch
 from matcher.images import Box
 from matcher.inference import anchors as anc
 from matcher.inference.crops import floor_half, py2_round, subwindow
-from matcher.inference.tracking import TRACKERS, Tracker, crops_to_tensor
+from matcher.inference.tracking import Tracker, crops_to_tensor
 from matcher.structures import Instance
 
 
@@ -152,6 +152,11 @@ class PySOTTracker(Tracker):
         """Hook run after the state is set and before the template is cropped."""
 
     def _step(self, image: np.ndarray) -> RPNStep:
+        return self._rpn_step(image)[0]
+
+    def _rpn_step(self, image: np.ndarray) -> tuple[RPNStep, list[torch.Tensor], np.ndarray]:
+        """One update; also returns the search encoding and the pre-update centre."""
+        self._prepare_step(image)
         p = self.params
         state = self.state
         s_z = self._template_side(state.size)
@@ -168,12 +173,14 @@ class PySOTTracker(Tracker):
         xk = self.net.encode_search(crops_to_tensor(x_crop, self.device))
         outputs = self.net.correlate(self.template, xk)
         score = foreground_probability(outputs["cls"])[0]
+        picking = self._rescore(score, xk)
         pred = anc.decode_deltas(loc_as_rows(outputs["loc"])[0], self.anchors)
         penalty = anc.size_ratio_penalty(
             pred[2], pred[3], state.size[0] * scale_z, state.size[1] * scale_z, p.penalty_k
         )
-        pscore = penalty * score
-        pscore = pscore * (1 - p.window_influence) + self.window * p.window_influence
+        influence = self._window_influence()
+        pscore = penalty * picking
+        pscore = pscore * (1 - influence) + self.window * influence
         best = int(np.argmax(pscore))
         bbox = pred[:, best] / scale_z
         lr = penalty[best] * score[best] * p.lr
@@ -186,13 +193,17 @@ class PySOTTracker(Tracker):
         cy = max(0, min(cy, img_h))
         width = max(10, min(width, img_w))
         height = max(10, min(height, img_h))
-        self.state = RPNState(center=np.array([cx, cy]), size=np.array([width, height]))
+        if self._observe(image, pred, score, picking, best, scale_z, state):
+            self.state = RPNState(center=np.array([cx, cy]), size=np.array([width, height]))
+        else:  # not confident: keep the last state and report it
+            cx, cy = state.center
+            width, height = state.size
         xywh = self._output_box(cx, cy, width, height)
         best_score = float(score[best])
         instance = Instance(
             box=(xywh[0], xywh[1], xywh[0] + xywh[2], xywh[1] + xywh[3]), score=best_score
         )
-        return RPNStep(
+        step = RPNStep(
             x_crop=x_crop,
             outputs=outputs,
             score=score,
@@ -204,6 +215,33 @@ class PySOTTracker(Tracker):
             crop_side=float(s_x),
             instance=instance,
         )
+        return step, xk, state.center
+
+    # -- hooks (distractor awareness overrides them) ------------------------------------
+
+    def _prepare_step(self, image: np.ndarray) -> None:
+        """Called before each search (e.g. to change the search size)."""
+
+    def _rescore(self, score: np.ndarray, xk: list[torch.Tensor]) -> np.ndarray:
+        """The scores the candidate is picked by (the network's, here)."""
+        return score
+
+    def _window_influence(self) -> float:
+        return self.params.window_influence
+
+    def _observe(
+        self,
+        image: np.ndarray,
+        pred: np.ndarray,
+        score: np.ndarray,
+        picking: np.ndarray,
+        best: int,
+        scale_z: float,
+        state: RPNState,
+    ) -> bool:
+        """Called after the pick with the network's and the picking scores; returns whether
+        to move the state to the pick."""
+        return True
 
     @staticmethod
     def _output_box(cx, cy, width, height) -> tuple[float, float, float, float]:
@@ -264,7 +302,8 @@ def loc_as_rows(loc: torch.Tensor) -> np.ndarray:
     return loc.reshape(n, 4, four_a // 4 * s_h * s_w).cpu().numpy()
 
 
-def _params(geometry, track, anchor_shapes) -> RPNTrackParams:
+def tracker_params(geometry, track, anchor_shapes) -> RPNTrackParams:
+    """:class:`RPNTrackParams` from a recipe's ``model`` and ``inference.track``."""
     return RPNTrackParams(
         exemplar_size=geometry.exemplar_size,
         instance_size=track.instance_size or geometry.instance_size,
@@ -279,21 +318,3 @@ def _params(geometry, track, anchor_shapes) -> RPNTrackParams:
         small_object_instance_size=track.small_object_instance_size,
         small_object_fraction=track.small_object_fraction,
     )
-
-
-def _factory(cls: type[PySOTTracker]):
-    def make(*, net, model_cfg, track_cfg, device) -> PySOTTracker:
-        anchor = model_cfg.anchor
-        shapes = anc.anchor_shapes(model_cfg.stride, anchor.ratios, anchor.scales)
-        return cls(
-            net,
-            _params(model_cfg, track_cfg, shapes),
-            input_format=model_cfg.input_format,
-            device=device,
-        )
-
-    return make
-
-
-TRACKERS.register("pysot_rpn")(_factory(PySOTTracker))
-TRACKERS.register("dasiamrpn")(_factory(DaSiamRPNTracker))

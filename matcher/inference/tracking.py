@@ -36,7 +36,9 @@ def crops_to_tensor(crops: list[np.ndarray] | np.ndarray, device: torch.device) 
     if batch.ndim == 3:
         batch = batch[None]
     tensor = torch.from_numpy(np.ascontiguousarray(batch)).to(device)
-    return tensor.permute(0, 3, 1, 2).float()
+    # Contiguous NCHW, as the original trackers fed their networks (a channels-last view
+    # would select other convolution kernels and change the last bits).
+    return tensor.permute(0, 3, 1, 2).contiguous().float()
 
 
 class Tracker(ABC):

@@ -59,8 +59,40 @@ def _dasiamrpn_big(keys: dict) -> dict:
     return out
 
 
+def _foolwood_siammask(keys: dict, *, refine: bool = True) -> dict:
+    """foolwood/SiamMask names: PySOT's file was converted from them by renaming keys."""
+    renames = [
+        ("backbone.", "features.features."),
+        ("neck.downsample.", "features.downsample."),
+        ("rpn_head.", "rpn_model."),
+        ("mask_head.", "mask_model.mask."),
+        ("refine_head.", "refine_model."),
+    ]
+    out = {}
+    for key, spec in keys.items():
+        if key.startswith("refine_head.") and not refine:
+            continue
+        for old, new in renames:
+            if key.startswith(old):
+                key = new + key[len(old) :]
+                break
+        out[key] = spec
+    return out
+
+
 PUBLISHED = {
     "siamfc_alexnet": ("siamfc_alexnet", (), None),
+    "siamfcpp_alexnet": ("siamfcpp_alexnet", (), None),
+    "siamfcpp_alexnet_otb": ("siamfcpp_alexnet", (), None),
+    "siamfcpp_googlenet": ("siamfcpp_googlenet", (), None),
+    "siammask_r50": ("siammask_r50_l3", (NO_BATCHES,), None),
+    "siammask_r50_sharp": ("siammask_r50_l3", (), _foolwood_siammask),
+    "siammask_r50_sharp_davis": ("siammask_r50_l3", (), _foolwood_siammask),
+    "siammask_r50_base": (
+        "siammask_r50_l3",
+        (),
+        lambda keys: _foolwood_siammask(keys, refine=False),
+    ),
     "siamrpn_alexnet_upchannel": ("dasiamrpn_vot", (NO_BATCHES,), None),
     "siamrpn_alexnet_upchannel_otb": ("dasiamrpn_vot", (NO_BATCHES,), None),
     "siamrpn_alexnet_upchannel_big": ("dasiamrpn_vot", (NO_BATCHES,), _dasiamrpn_big),
@@ -133,11 +165,71 @@ def test_pysot_file_without_num_batches_tracked_and_wrapped(tmp_path):
 
 
 @needs_fixtures
+def test_foolwood_training_checkpoint_loads(tmp_path):
+    """SiamMask's own snapshots: {epoch, arch, state_dict (module.), best_acc, optimizer,
+    anchor_cfg}."""
+    state = published_state_dict("siammask_r50_sharp")
+    wrapped = {
+        "epoch": 20,
+        "arch": "Custom",
+        "state_dict": {f"module.{k}": v for k, v in state.items()},
+        "best_acc": 0.0,
+        "optimizer": {"state": {}, "param_groups": [{"lr": 0.0025, "params": [0, 1]}]},
+        "anchor_cfg": {"stride": 8, "ratios": [0.33, 0.5, 1, 2, 3], "scales": [8]},
+    }
+    path = tmp_path / "SiamMask_VOT.pth"
+    torch.save(wrapped, path)
+    m = matcher.load("siammask_r50_sharp", path)
+    key = "refine_head.deconv.weight"
+    assert torch.equal(m.net.state_dict()[key], state["refine_model.deconv.weight"])
+    with pytest.raises(CheckpointError, match="foolwood/SiamMask model"):
+        matcher.load("siamrpnpp_r50", path)
+
+
+@needs_fixtures
 def test_video_analyst_style_wrapper(tmp_path):
     state = published_state_dict("siamrpnpp_alexnet")
     path = tmp_path / "snapshot.pkl"
     torch.save({"epoch": 3, "model_state_dict": state, "optimizer_state_dict": {}}, path)
     matcher.load("siamrpnpp_alexnet", path)
+
+
+@needs_fixtures
+@pytest.mark.parametrize("recipe", ["siamfcpp_alexnet", "siamfcpp_googlenet"])
+@pytest.mark.parametrize("wrapped", [False, True], ids=["raw", "model_state_dict"])
+def test_siamfcpp_pkl_raw_or_wrapped(recipe, wrapped, tmp_path):
+    """video_analyst loads a raw ``SiamTrack`` state dict or a trainer snapshot
+    ``{epoch, model_state_dict, optimizer_state_dict}``; which of the two the released
+    ``.pkl`` files are is not verified (README section 3), so both must load."""
+    state = published_state_dict(recipe)
+    optimizer = {"state": {}, "param_groups": [{"lr": 1e-6, "momentum": 0.9, "params": [0]}]}
+    payload = (
+        {"epoch": 19, "model_state_dict": state, "optimizer_state_dict": optimizer}
+        if wrapped
+        else state
+    )
+    path = tmp_path / f"{recipe}-md5_0123.pkl"
+    torch.save(payload, path)
+    ours = matcher.load(recipe, path).net.state_dict()
+    first_backbone_key = next(k for k in state if k.startswith("basemodel."))
+    assert torch.equal(
+        ours["backbone." + first_backbone_key[len("basemodel.") :]], state[first_backbone_key]
+    )
+    assert torch.equal(ours["head.r_x.bn.running_var"], state["r_x.bn.running_var"])
+    assert torch.equal(ours["head.si"], state["head.si"]) and ours["head.si"].dim() == 0
+
+
+@needs_fixtures
+def test_siamfcpp_weights_of_the_other_backbone_are_refused(tmp_path):
+    path = tmp_path / "siamfcpp-googlenet-vot.pkl"
+    torch.save(published_state_dict("siamfcpp_googlenet"), path)
+    with pytest.raises(CheckpointError, match="SiamFC\\+\\+ GoogLeNet") as err:
+        matcher.load("siamfcpp_alexnet", path)
+    assert "video_analyst" in str(err.value) and "missing" in str(err.value)
+    path = tmp_path / "model.pth"
+    torch.save(published_state_dict("siamrpnpp_alexnet"), path)
+    with pytest.raises(CheckpointError, match="PySOT SiamRPN AlexNet"):
+        matcher.load("siamfcpp_alexnet", path)
 
 
 @needs_fixtures

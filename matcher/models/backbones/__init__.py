@@ -8,7 +8,14 @@ registered by name in :data:`BACKBONES` and built only through :func:`build_back
 
 from __future__ import annotations
 
-from matcher.models.backbones import alexnet, mobilenetv2, pixels, resnet_atrous  # noqa: F401
+from matcher.models.backbones import (  # noqa: F401
+    alexnet,
+    alexnet_bn,
+    googlenet,
+    mobilenetv2,
+    pixels,
+    resnet_atrous,
+)
 from matcher.models.backbones.registry import BACKBONES, build_backbone
 
 __all__ = ["BACKBONES", "build_backbone"]

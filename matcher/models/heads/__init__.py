@@ -10,7 +10,7 @@ tensors whose order each head documents; ``correlate`` pairs batches as the ops 
 
 from __future__ import annotations
 
-from matcher.models.heads import rpn, siamfc  # noqa: F401
+from matcher.models.heads import rpn, siamfc, siamfcpp  # noqa: F401
 from matcher.models.heads.registry import HEADS, build_head
 
 __all__ = ["HEADS", "build_head"]

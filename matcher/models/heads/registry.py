@@ -4,30 +4,20 @@ from __future__ import annotations
 
 from torch import nn
 
+from matcher.config import HeadConfig
 from matcher.registry import Registry
 
 HEADS: Registry = Registry("head")
 
 
-def build_head(
-    name: str,
-    *,
-    in_channels: tuple[int, ...],
-    hidden: int,
-    weighted: bool,
-    out_scale: float,
-    num_anchors: int,
-) -> nn.Module:
-    """Instantiate the head registered as ``name``.
+def build_head(cfg: HeadConfig, *, num_anchors: int, stride: int) -> nn.Module:
+    """Instantiate the head named by ``cfg.name``.
+
+    Each registered factory takes the head's config section plus the values derived from
+    the rest of the recipe (anchors per cell, score-map stride) and picks what it needs.
 
     Raises:
-        UnknownComponentError: ``name`` is not registered.
+        UnknownComponentError: ``cfg.name`` is not registered.
+        ConfigError: the settings do not fit that head.
     """
-    factory = HEADS.get(name)
-    return factory(
-        in_channels=in_channels,
-        hidden=hidden,
-        weighted=weighted,
-        out_scale=out_scale,
-        num_anchors=num_anchors,
-    )
+    return HEADS.get(cfg.name)(cfg, num_anchors=num_anchors, stride=stride)

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from matcher.config import HeadConfig
 from matcher.models.heads.registry import HEADS
 from matcher.models.heads.xcorr import (
     xcorr_depthwise,
@@ -209,15 +210,17 @@ class UpChannelRPN(nn.Module):
 
 
 @HEADS.register("depthwise_rpn")
-def _depthwise_rpn(*, in_channels, hidden, weighted, out_scale, num_anchors) -> DepthwiseRPN:
-    return DepthwiseRPN(num_anchors=num_anchors, in_channels=in_channels[0], hidden=hidden)
+def _depthwise_rpn(cfg: HeadConfig, *, num_anchors: int, stride: int) -> DepthwiseRPN:
+    return DepthwiseRPN(num_anchors=num_anchors, in_channels=cfg.in_channels[0], hidden=cfg.hidden)
 
 
 @HEADS.register("multi_rpn")
-def _multi_rpn(*, in_channels, hidden, weighted, out_scale, num_anchors) -> MultiRPN:
-    return MultiRPN(num_anchors=num_anchors, in_channels=tuple(in_channels), weighted=weighted)
+def _multi_rpn(cfg: HeadConfig, *, num_anchors: int, stride: int) -> MultiRPN:
+    return MultiRPN(
+        num_anchors=num_anchors, in_channels=tuple(cfg.in_channels), weighted=cfg.weighted
+    )
 
 
 @HEADS.register("upchannel_rpn")
-def _upchannel_rpn(*, in_channels, hidden, weighted, out_scale, num_anchors) -> UpChannelRPN:
-    return UpChannelRPN(num_anchors=num_anchors, in_channels=in_channels[0], hidden=hidden)
+def _upchannel_rpn(cfg: HeadConfig, *, num_anchors: int, stride: int) -> UpChannelRPN:
+    return UpChannelRPN(num_anchors=num_anchors, in_channels=cfg.in_channels[0], hidden=cfg.hidden)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from matcher.config import HeadConfig
 from matcher.models.heads.registry import HEADS
 from matcher.models.heads.xcorr import xcorr_naive
 
@@ -35,5 +36,5 @@ class SiamFCHead(nn.Module):
 
 
 @HEADS.register("siamfc")
-def _siamfc(*, in_channels, hidden, weighted, out_scale, num_anchors) -> SiamFCHead:
-    return SiamFCHead(out_scale=out_scale)
+def _siamfc(cfg: HeadConfig, *, num_anchors: int, stride: int) -> SiamFCHead:
+    return SiamFCHead(out_scale=cfg.out_scale)
