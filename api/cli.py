@@ -305,7 +305,7 @@ def _output_writer(output: str):
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:
-    from matcher.config import list_recipes, load_recipe
+    from matcher.recipes import list_recipes, load_recipe
 
     for name in list_recipes():
         recipe = load_recipe(name)

@@ -11,7 +11,7 @@ This package imports nothing from ``api``, ``index`` or ``trainers``, nor Flask 
 """
 
 from matcher.builder import FAMILIES, build, load, resolve_device
-from matcher.config import Recipe, list_recipes, load_recipe
+from matcher.config import Recipe
 from matcher.errors import (
     CatalogError,
     CheckpointError,
@@ -29,6 +29,7 @@ from matcher.inference import (  # noqa: F401 - tracker registrations
     siamfc_tracker,
     siamfcpp_tracker,
 )
+from matcher.recipes import list_recipes, load_recipe
 from matcher.siamese_matcher import ReferenceFeatures, SiameseMatcher
 from matcher.structures import Instance, MatchResult, Reference
 

@@ -14,13 +14,14 @@ from typing import Any
 import torch
 
 from matcher.checkpoints import load_weights, read_checkpoint
-from matcher.config import Recipe, load_recipe, recipe_from_dict, score_size
+from matcher.config import Recipe, score_size
 from matcher.errors import CheckpointError, ConfigError, InvalidArgumentError
 from matcher.inference.anchors import anchor_shapes
 from matcher.inference.decode import AnchorDecoder, ResponseDecoder
 from matcher.inference.instance_masks import InstanceMasker, MaskGeometry
 from matcher.inference.point_decoder import PointDecoder
 from matcher.models.builders import build_siamese_net, build_siammask_net
+from matcher.recipes import load_recipe, recipe_from_dict
 from matcher.registry import Registry
 from matcher.siamese_matcher import SiameseMatcher
 

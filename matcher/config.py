@@ -1,30 +1,21 @@
-"""Recipes: YAML files in ``configs/`` loaded into frozen, typed dataclasses.
+"""The recipe schema: frozen, typed dataclasses that ``configs/*.yaml`` load into.
 
 A recipe names one model and everything needed to run and train it: ``model`` (architecture
 and geometry), ``inference`` (tracking hyper-parameters and the match-mode search) and
-``train`` (schedule and data). Loading validates every key against the dataclasses below:
-an unknown key or a value of the wrong type raises :class:`~matcher.errors.ConfigError`
-naming the dotted key. ``key=value`` overrides (``inference.match.score_threshold=0.4``) go
-through the same validation. A recipe may start from another with ``_base_: other_recipe``.
+``train`` (schedule and data, :mod:`matcher.train_config`). :mod:`matcher.recipes` loads
+and validates YAML into these classes. The values derived from a recipe (score-map size
+and offset, anchors per cell) are computed here, in one place.
 
 Only builders and entry points read recipes; modules receive plain arguments.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import difflib
-import os
-import types
-import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
-from matcher.errors import ConfigError, UnknownComponentError
+from matcher.train_config import TrainConfig
 
 # --------------------------------------------------------------------------------------
 # Schema
@@ -246,43 +237,6 @@ class InferenceConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Training schedule (the original project's recipe where one exists).
-
-    Attributes:
-        epochs: number of epochs.
-        batch_size: pairs per step (per process).
-        optimizer: ``"sgd"`` or ``"adamw"``.
-        base_lr / momentum / weight_decay: optimiser settings.
-        warmup_epochs / warmup_start_lr: linear or step warm-up.
-        lr_schedule: decay after warm-up, ``"log"``, ``"cosine"`` or ``"exp"``.
-        end_lr: learning rate at the last epoch.
-        backbone_lr_mult: learning-rate multiplier of the backbone once unfrozen.
-        unfreeze_epoch: epoch from which the backbone trains.
-        negative_ratio: probability of a negative pair.
-        grad_clip: max gradient norm (0 disables).
-        cls_weight / loc_weight: loss weights.
-    """
-
-    epochs: int = 20
-    batch_size: int = 28
-    optimizer: Literal["sgd", "adamw"] = "sgd"
-    base_lr: float = 0.005
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    warmup_epochs: int = 5
-    warmup_start_lr: float = 0.001
-    lr_schedule: Literal["log", "cosine", "exp"] = "log"
-    end_lr: float = 0.0005
-    backbone_lr_mult: float = 0.1
-    unfreeze_epoch: int = 10
-    negative_ratio: float = 0.2
-    grad_clip: float = 10.0
-    cls_weight: float = 1.0
-    loc_weight: float = 1.2
-
-
-@dataclass(frozen=True)
 class Recipe:
     """One model recipe: what ``configs/<name>.yaml`` loads into.
 
@@ -332,237 +286,6 @@ def num_anchors(model: ModelConfig) -> int:
     if model.anchor is None:
         return 1
     return len(model.anchor.ratios) * len(model.anchor.scales)
-
-
-# --------------------------------------------------------------------------------------
-# Loading and validation
-# --------------------------------------------------------------------------------------
-
-_RECIPE_DIR_ENV = "SIAMMATCH_CONFIG_DIR"
-
-
-def recipe_dir() -> Path:
-    """Folder holding the recipes: ``$SIAMMATCH_CONFIG_DIR`` or the project's ``configs/``."""
-    env = os.environ.get(_RECIPE_DIR_ENV)
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parent.parent / "configs"
-
-
-def list_recipes() -> list[str]:
-    """Names of all recipes in :func:`recipe_dir` (files starting with ``_`` are partials)."""
-    return sorted(p.stem for p in recipe_dir().glob("*.yaml") if not p.stem.startswith("_"))
-
-
-def load_recipe(name_or_path: str | os.PathLike, overrides: list[str] | None = None) -> Recipe:
-    """Load and validate a recipe.
-
-    Args:
-        name_or_path: a recipe name from :func:`list_recipes` or a path to a YAML file.
-        overrides: ``"dotted.key=value"`` strings applied after loading; values are parsed
-            as YAML scalars/lists.
-
-    Returns:
-        The frozen, validated :class:`Recipe`.
-
-    Raises:
-        UnknownComponentError: no recipe of that name.
-        ConfigError: unknown key, wrong type, or malformed override.
-    """
-    path = _resolve_recipe_path(name_or_path)
-    raw = _load_raw(path, seen=())
-    raw.setdefault("name", path.stem)
-    for item in overrides or []:
-        apply_override(raw, item)
-    return recipe_from_dict(raw)
-
-
-def recipe_from_dict(raw: dict[str, Any]) -> Recipe:
-    """Validate plain data (e.g. the recipe stored in a checkpoint) into a :class:`Recipe`.
-
-    Raises:
-        ConfigError: unknown key or wrong type, naming the dotted key.
-    """
-    if not isinstance(raw, dict):
-        raise ConfigError(f"a recipe must be a mapping, got {type(raw).__name__}")
-    return _build(Recipe, raw, "")
-
-
-def apply_override(raw: dict[str, Any], item: str) -> None:
-    """Apply one ``dotted.key=value`` override to raw recipe data in place.
-
-    Raises:
-        ConfigError: the override has no ``=`` or names a key outside the schema.
-    """
-    key, sep, text = item.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise ConfigError(f"override {item!r} is not of the form key=value")
-    try:
-        value = yaml.safe_load(text) if text.strip() else ""
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"override {item!r}: value is not valid YAML ({exc})") from None
-    parts = key.split(".")
-    _check_path_in_schema(parts)
-    node = raw
-    for part in parts[:-1]:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = {}
-            node[part] = child
-        node = child
-    node[parts[-1]] = value
-
-
-def _resolve_recipe_path(name_or_path: str | os.PathLike) -> Path:
-    text = str(name_or_path)
-    if text.endswith((".yaml", ".yml")) or os.sep in text:
-        path = Path(text)
-        if not path.is_file():
-            raise ConfigError(f"recipe file {text!r} does not exist")
-        return path
-    path = recipe_dir() / f"{text}.yaml"
-    if not path.is_file():
-        valid = ", ".join(list_recipes()) or "(none)"
-        raise UnknownComponentError(f"unknown recipe {text!r}; valid names: {valid}")
-    return path
-
-
-def _load_raw(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
-    if path in seen:
-        raise ConfigError(f"recipe {path.name}: circular _base_ chain")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read recipe {path}: {exc}") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"recipe {path.name} must be a mapping at the top level")
-    base = data.pop("_base_", None)
-    if base is None:
-        return data
-    base_path = _resolve_recipe_path(base)
-    merged = _load_raw(base_path, (*seen, path))
-    merged.pop("name", None)
-    merged.pop("description", None)
-    return _deep_merge(merged, data)
-
-
-def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in top.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-def _check_path_in_schema(parts: list[str]) -> None:
-    cls: Any = Recipe
-    done: list[str] = []
-    for part in parts:
-        cls = _unwrap_optional(cls)
-        if not dataclasses.is_dataclass(cls):
-            raise ConfigError(
-                f"override key {'.'.join(parts)!r}: {'.'.join(done)} is not a section"
-            )
-        hints = typing.get_type_hints(cls)
-        if part not in hints:
-            raise ConfigError(_unknown_key_message(".".join([*done, part]), part, hints))
-        cls = hints[part]
-        done.append(part)
-
-
-def _unknown_key_message(dotted: str, key: str, hints: dict[str, Any]) -> str:
-    msg = f"unknown recipe key {dotted!r}"
-    close = difflib.get_close_matches(key, list(hints), n=1)
-    if close:
-        msg += f" (did you mean {close[0]!r}?)"
-    return msg + f"; valid keys here: {', '.join(sorted(hints))}"
-
-
-def _unwrap_optional(tp: Any) -> Any:
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if len(args) == 1:
-            return args[0]
-    return tp
-
-
-def _build(cls: type, raw: Any, path: str) -> Any:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"recipe key {path or '<root>'!r} must be a mapping, got {raw!r}")
-    hints = typing.get_type_hints(cls)
-    kwargs: dict[str, Any] = {}
-    for key, value in raw.items():
-        dotted = f"{path}.{key}" if path else str(key)
-        if key not in hints:
-            raise ConfigError(_unknown_key_message(dotted, str(key), hints))
-        kwargs[key] = _coerce(value, hints[key], dotted)
-    missing = [
-        f.name
-        for f in dataclasses.fields(cls)
-        if f.name not in kwargs
-        and f.default is dataclasses.MISSING
-        and f.default_factory is dataclasses.MISSING
-    ]
-    if missing:
-        where = f" in {path!r}" if path else ""
-        raise ConfigError(f"missing recipe key(s){where}: {', '.join(missing)}")
-    return cls(**kwargs)
-
-
-def _coerce(value: Any, tp: Any, path: str) -> Any:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, path)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(errors[0] if errors else f"recipe key {path!r}: bad value {value!r}")
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"recipe key {path!r} must be one of {list(args)}, got {value!r}")
-        return value
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"recipe key {path!r} must be a list, got {value!r}")
-        item_tp = args[0] if args else Any
-        return tuple(_coerce(v, item_tp, f"{path}[{i}]") for i, v in enumerate(value))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"recipe key {path!r} must be a mapping, got {value!r}")
-        return {str(k): _coerce(v, args[1], f"{path}.{k}") for k, v in value.items()}
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, path)
-    if tp is Any:
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"recipe key {path!r} must be true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"recipe key {path!r} must be an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"recipe key {path!r} must be a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"recipe key {path!r} must be a string, got {value!r}")
-        return value
-    raise ConfigError(f"recipe key {path!r}: unsupported schema type {tp!r}")
 
 
 def _plain(obj: Any) -> Any:

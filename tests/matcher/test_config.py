@@ -8,8 +8,9 @@ import re
 import pytest
 
 import matcher
-from matcher.config import apply_override, load_recipe, recipe_from_dict, score_size
+from matcher.config import score_size
 from matcher.errors import ConfigError, UnknownComponentError
+from matcher.recipes import apply_override, load_recipe, recipe_from_dict
 
 
 @pytest.mark.parametrize("name", matcher.list_recipes())
