@@ -27,9 +27,17 @@ setup(
         "pycocotools>=2.0.8",
         "tqdm>=4.66",
         "scikit-image>=0.24",
+        "tensorboard>=2.15",
+        "faiss-cpu>=1.8",
+        "flask>=3.0",
+        "gunicorn>=22.0",
+        "prometheus-client>=0.20",
+        "apispec>=6.6",
+        "apispec-webframeworks>=1.2",
     ],
     extras_require={
-        "dev": ["pytest>=8.0", "ruff>=0.6"],
+        "dev": ["pytest>=8.0", "ruff>=0.6", "requests>=2.31"],
+        "gpu": ["faiss-gpu-cu12>=1.8"],
     },
     entry_points={"console_scripts": ["siammatch = api.cli:main"]},
 )

@@ -2,7 +2,8 @@
 
 Sub-commands: ``match`` (find a reference in a scene), ``track`` (follow a box through
 frames or a video), ``recipes`` (list the model recipes), ``demo`` (a self-contained run
-on generated images) and ``synth`` (generate the synthetic e-commerce dataset). Any user
+on generated images), ``synth`` (generate the synthetic e-commerce dataset) and ``train``
+(train a recipe, :mod:`trainers.train`). Any user
 mistake — a bad path, an unreadable image, a box outside the image, a wrong weights file —
 prints one line ``siammatch: error: ...`` and exits with status 2.
 """
@@ -27,6 +28,12 @@ VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
+# Modules that add their own sub-commands: each defines ``register(sub)``, which adds
+# parsers to the ``add_subparsers`` object and sets ``func`` on them (heavy imports stay
+# inside the command functions, so ``siammatch --help`` remains fast).
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
 class UsageError(Exception):
     """A command-line mistake outside the library's own error types."""
 
@@ -34,6 +41,11 @@ class UsageError(Exception):
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``siammatch`` console script; returns the exit status."""
     parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train"]:  # the trainer has its own parser (also used under torchrun)
+        from trainers.train import main as train_main
+
+        return train_main(argv[1:])
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -86,6 +98,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="annotated output: a video file or a folder")
     p.set_defaults(func=cmd_track)
 
+    sub.add_parser(
+        "train",
+        help="train a recipe (see `siammatch train --help`)",
+        add_help=False,
+    )
+
     p = sub.add_parser("recipes", help="list the model recipes")
     p.set_defaults(func=cmd_recipes)
 
@@ -104,6 +122,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
     p.set_defaults(func=cmd_synth)
+
+    import importlib
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
     return parser
 
 

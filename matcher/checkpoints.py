@@ -26,7 +26,7 @@ import re
 import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -179,11 +179,13 @@ class LoadedCheckpoint:
         state_dict: tensors under their original (upstream) names, wrapper removed.
         recipe: the resolved recipe stored in a siammatch file, else ``None``.
         source_format: ``"siammatch"`` or ``"external"``.
+        extra: other top-level entries of a siammatch file (e.g. ``training`` state).
     """
 
     state_dict: dict[str, torch.Tensor]
     recipe: dict[str, Any] | None
     source_format: str
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def read_checkpoint(path: str | os.PathLike) -> LoadedCheckpoint:
@@ -242,6 +244,7 @@ def _unwrap(obj: Any, name: str) -> LoadedCheckpoint:
         )
     recipe = None
     source = "external"
+    extra: dict[str, Any] = {}
     if obj.get("format") == FORMAT_NAME:
         version = obj.get("version")
         if version != FORMAT_VERSION:
@@ -250,6 +253,9 @@ def _unwrap(obj: Any, name: str) -> LoadedCheckpoint:
                 f"version reads {FORMAT_VERSION}"
             )
         recipe = obj.get("recipe")
+        extra = {
+            k: v for k, v in obj.items() if k not in ("format", "version", "recipe", "state_dict")
+        }
         obj = obj.get("state_dict")
         source = FORMAT_NAME
         if not isinstance(obj, Mapping):
@@ -271,7 +277,7 @@ def _unwrap(obj: Any, name: str) -> LoadedCheckpoint:
     state = {str(k): v for k, v in obj.items()}
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module.") :]: v for k, v in state.items()}
-    return LoadedCheckpoint(state_dict=state, recipe=recipe, source_format=source)
+    return LoadedCheckpoint(state_dict=state, recipe=recipe, source_format=source, extra=extra)
 
 
 def _all_tensors(mapping: Mapping) -> bool:

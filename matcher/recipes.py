@@ -120,8 +120,12 @@ def _resolve_recipe_path(name_or_path: str | os.PathLike) -> Path:
         named = recipe_dir() / f"{text}.yaml"
         if named.is_file():
             return named
-        if os.sep not in text:
-            valid = ", ".join(list_recipes()) or "(none)"
+        if not Path(text).is_file():
+            sub = text.split("/")[0] if "/" in text else None
+            names = list_recipes() + (
+                list_recipes(sub) if sub and (recipe_dir() / sub).is_dir() else []
+            )
+            valid = ", ".join(names) or "(none)"
             raise UnknownComponentError(f"unknown recipe {text!r}; valid names: {valid}")
     path = Path(text)
     if not path.is_file():

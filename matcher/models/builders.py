@@ -67,6 +67,10 @@ def build_siammask_net(model: ModelConfig) -> SiamMaskNet:
         neck=neck,
         head=head,
         mask_head=mask_head,
-        refine_head=Refine() if model.mask.refine else None,
+        refine_head=(
+            Refine(corr_channels=channels, skip_channels=tuple(backbone.out_channels[:3]))
+            if model.mask.refine
+            else None
+        ),
         mask_size=model.mask.mask_size,
     ).eval()

@@ -42,17 +42,24 @@ class Refine(nn.Module):
 
     ``forward`` takes the skip maps of one search image and, per requested cell, its
     correlation vector, and returns ``(N, 127, 127)`` mask logits.
+
+    Args:
+        corr_channels: width of the correlation vectors (256 in SiamMask).
+        skip_channels: widths of the conv1, layer1 and layer2 skips (64, 256, 512).
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self, *, corr_channels: int = 256, skip_channels: tuple[int, int, int] = (64, 256, 512)
+    ) -> None:
         super().__init__()
-        self.v0 = _conv_relu_pair(64, 16, 4)
-        self.v1 = _conv_relu_pair(256, 64, 16)
-        self.v2 = _conv_relu_pair(512, 128, 32)
+        c0, c1, c2 = skip_channels
+        self.v0 = _conv_relu_pair(c0, 16, 4)
+        self.v1 = _conv_relu_pair(c1, 64, 16)
+        self.v2 = _conv_relu_pair(c2, 128, 32)
         self.h2 = _conv_relu_pair(32, 32, 32)
         self.h1 = _conv_relu_pair(16, 16, 16)
         self.h0 = _conv_relu_pair(4, 4, 4)
-        self.deconv = nn.ConvTranspose2d(256, 32, 15, 15)
+        self.deconv = nn.ConvTranspose2d(corr_channels, 32, 15, 15)
         self.post0 = nn.Conv2d(32, 16, 3, padding=1)
         self.post1 = nn.Conv2d(16, 4, 3, padding=1)
         self.post2 = nn.Conv2d(4, 1, 3, padding=1)
@@ -65,7 +72,7 @@ class Refine(nn.Module):
         Args:
             skips: ``[conv1 (B, 64, 4S+25, .), layer1 (B, 256, 2S+13, .), layer2 (B, 512,
                 S+6, .)]`` of the search images (``S`` the score size).
-            corr: ``(N, 256)`` correlation vectors at the cells.
+            corr: ``(N, C)`` correlation vectors at the cells.
             positions: ``(N, 3)`` int64 ``(batch index, row, col)`` of each cell.
 
         Returns:
@@ -156,10 +163,15 @@ class SiamMaskNet(nn.Module):
     def correlate(self, zk: list[torch.Tensor], xk: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         return self.head.correlate(zk[:2], xk[:2])
 
-    def forward(self, z: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(
+        self, z: torch.Tensor, x: torch.Tensor, mask_positions: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Training outputs for paired batches: ``cls``/``loc``, and ``mask_logits``
+        ``(N, M, M)`` at ``mask_positions`` ``(N, 3)`` (batch index, row, col) if given."""
         zk, xk = self.encode_template(z), self.encode_search(x)
         out = self.correlate(zk, xk)
-        out["mask_corr"] = self.mask_head.correlate(zk[2], xk[2])[1]
+        if mask_positions is not None:
+            out["mask_logits"] = self.mask_logits(zk, xk, mask_positions)
         return out
 
     def mask_correlation(
@@ -192,8 +204,12 @@ class SiamMaskNet(nn.Module):
         """Mask logits for the windows of chosen cells.
 
         Returns:
-            ``(N, M, M)`` with ``M = mask_output_size`` (127 with refine, else 63).
+            ``(N, M, M)`` with ``M = mask_output_size`` (127 with refine, else 63); ``N``
+            may be 0.
         """
+        if len(positions) == 0:
+            size = self.mask_output_size
+            return xk[2].new_zeros((0, size, size))
         corr = self.mask_correlation(zk, xk, positions)
         if self.has_refine:
             return self.refine_head(xk[3:6], corr, positions)

@@ -59,7 +59,7 @@ def test_network_outputs(io, model):
         zf = net.neck([net.backbone(inputs["template"].float())[-1]])[0]
         xk = net.encode_search(inputs["search"].float())
         out = net.correlate(zk, xk)
-        dense_corr = net(inputs["template"].float(), inputs["search"].float())["mask_corr"]
+        dense_corr = net.mask_head.correlate(zk[2], xk[2])[1]
         positions = torch.tensor([[0, y, x] for y, x in expected["positions"]])
         corr = net.mask_correlation(zk, xk, positions)
         mask_at = net.mask_head.head(corr[:, :, None, None])[:, :, 0, 0]

@@ -115,6 +115,7 @@ class ResNetAtrous(nn.Module):
     Args:
         blocks: blocks per stage (ResNet-50: ``(3, 4, 6, 3)``).
         used_layers: which of ``[conv1, layer1, layer2, layer3, layer4]`` to return.
+        width_mult: channel multiplier (1 for the published models).
         bn_eps: BatchNorm epsilon.
     """
 
@@ -123,24 +124,26 @@ class ResNetAtrous(nn.Module):
         *,
         blocks: tuple[int, int, int, int] = (3, 4, 6, 3),
         used_layers: tuple[int, ...] = (2, 3, 4),
+        width_mult: float = 1.0,
         bn_eps: float = 1e-5,
     ) -> None:
         super().__init__()
         if not used_layers or min(used_layers) < 0 or max(used_layers) > 4:
             raise ValueError(f"used_layers must be within 0..4, got {used_layers}")
         self.used_layers = tuple(used_layers)
-        self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=0, bias=False)
-        self.bn1 = nn.BatchNorm2d(64, eps=bn_eps)
+        w = [max(1, int(c * width_mult)) for c in (64, 128, 256, 512)]
+        self.conv1 = nn.Conv2d(3, w[0], kernel_size=7, stride=2, padding=0, bias=False)
+        self.bn1 = nn.BatchNorm2d(w[0], eps=bn_eps)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = _stage(64, 64, blocks[0], stride=1, dilation=1, bn_eps=bn_eps)
-        self.layer2 = _stage(256, 128, blocks[1], stride=2, dilation=1, bn_eps=bn_eps)
-        widths = [64, 256, 512, 1024, 2048]
+        self.layer1 = _stage(w[0], w[0], blocks[0], stride=1, dilation=1, bn_eps=bn_eps)
+        self.layer2 = _stage(4 * w[0], w[1], blocks[1], stride=2, dilation=1, bn_eps=bn_eps)
+        widths = [w[0], 4 * w[0], 4 * w[1], 4 * w[2], 4 * w[3]]
         top = max(self.used_layers)
         if top >= 3:
-            self.layer3 = _stage(512, 256, blocks[2], stride=1, dilation=2, bn_eps=bn_eps)
+            self.layer3 = _stage(4 * w[1], w[2], blocks[2], stride=1, dilation=2, bn_eps=bn_eps)
         if top >= 4:
-            self.layer4 = _stage(1024, 512, blocks[3], stride=1, dilation=4, bn_eps=bn_eps)
+            self.layer4 = _stage(4 * w[2], w[3], blocks[3], stride=1, dilation=4, bn_eps=bn_eps)
         self.out_channels = [widths[i] for i in self.used_layers]
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
@@ -157,4 +160,20 @@ class ResNetAtrous(nn.Module):
 
 @BACKBONES.register("resnet50_atrous")
 def _resnet50_atrous(*, used_layers: tuple[int, ...], width_mult: float, bn_eps: float):
-    return ResNetAtrous(blocks=(3, 4, 6, 3), used_layers=used_layers or (2, 3, 4), bn_eps=bn_eps)
+    return ResNetAtrous(
+        blocks=(3, 4, 6, 3),
+        used_layers=used_layers or (2, 3, 4),
+        width_mult=width_mult,
+        bn_eps=bn_eps,
+    )
+
+
+@BACKBONES.register("resnet_atrous_tiny")
+def _resnet_atrous_tiny(*, used_layers: tuple[int, ...], width_mult: float, bn_eps: float):
+    """The same layout with one block per stage (tiny recipes: fast CPU training)."""
+    return ResNetAtrous(
+        blocks=(1, 1, 1, 1),
+        used_layers=used_layers or (2, 3, 4),
+        width_mult=width_mult,
+        bn_eps=bn_eps,
+    )

@@ -1,0 +1,182 @@
+"""Training tasks: what the shared loop needs to know about one kind of network.
+
+The loop (:mod:`trainers.loop`) owns the optimizer, schedule, freezing, AMP, DDP,
+checkpoints and hooks; a :class:`TrainingTask` supplies the parts that differ between
+kinds of network: which network to build, which dataset feeds it, how a batch becomes a
+loss dictionary, and how held-out data is scored. The Siamese pair families (SiamFC,
+SiamRPN/SiamRPN++, SiamMask, SiamFC++) share :class:`PairTask`; other families (the
+Siamese Mask R-CNN, the catalog embedder) register their own factory under their family
+name with :func:`register_task`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from matcher.config import Recipe
+from matcher.errors import UnknownComponentError
+from trainers.evaluate.pairs import evaluate_pairs, to_network_input
+from trainers.losses import LossWeights, compute_loss, loss_weights
+from trainers.targets import build_targets, target_geometry
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingTask(Protocol):
+    """The family-specific half of training.
+
+    Attributes:
+        net: the network to train (unwrapped ``nn.Module``; checkpoints save its state).
+        collate: ``DataLoader`` collate function, or ``None`` for the default one.
+    """
+
+    net: nn.Module
+    collate: Callable[[list[Any]], Any] | None
+
+    def build_data(self, *, split: str, epoch_length: int | None) -> Dataset | None:
+        """The ``train`` or ``val`` dataset (``set_epoch(int)`` for ``train``), or ``None``."""
+
+    def to_device(self, batch: Any, device: torch.device) -> Any:
+        """Move a collated batch to ``device``."""
+
+    def losses(
+        self, model: nn.Module, batch: Any, *, generator: torch.Generator
+    ) -> dict[str, torch.Tensor]:
+        """Forward ``batch`` through ``model`` (maybe DDP-wrapped); the ``total`` key is used."""
+
+    def validate(
+        self, net: nn.Module, loader: DataLoader, device: torch.device
+    ) -> dict[str, float]:
+        """Held-out metrics (``val_`` prefixed) of ``net`` over ``loader``."""
+
+
+TaskFactory = Callable[[Recipe, torch.device], TrainingTask]
+TASKS: dict[str, TaskFactory] = {}
+
+
+def register_task(family: str) -> Callable[[TaskFactory], TaskFactory]:
+    """Register the task factory of a family (a duplicate name raises ``ValueError``)."""
+
+    def add(factory: TaskFactory) -> TaskFactory:
+        if family in TASKS:
+            raise ValueError(f"training task {family!r} is already registered")
+        TASKS[family] = factory
+        return factory
+
+    return add
+
+
+def build_task(recipe: Recipe, device: torch.device) -> TrainingTask:
+    """The training task of ``recipe``'s family (Siamese pair families by default)."""
+    _import_registrations()
+    factory = TASKS.get(recipe.family)
+    if factory is None:
+        import matcher
+
+        if recipe.family not in matcher.FAMILIES:
+            valid = ", ".join(sorted(set(TASKS) | set(matcher.FAMILIES)))
+            raise UnknownComponentError(
+                f"no training task for family {recipe.family!r}; valid: {valid}"
+            )
+        factory = PairTask
+    return factory(recipe, device)
+
+
+def _import_registrations() -> None:
+    """Import the modules that register non-pair tasks (kept lazy: they pull in more)."""
+    import importlib
+
+    for name in _TASK_MODULES:
+        importlib.import_module(name)
+
+
+# Modules holding ``@register_task`` factories for families outside the pair families.
+_TASK_MODULES: tuple[str, ...] = ()
+
+
+class PairTask:
+    """Training on (template, search) pairs for the Siamese tracker families.
+
+    Args:
+        recipe: resolved recipe of a pair family.
+        device: device the network will run on.
+    """
+
+    collate = None
+
+    def __init__(self, recipe: Recipe, device: torch.device) -> None:
+        import matcher
+
+        self.recipe = recipe
+        built = matcher.build(recipe, device=device)
+        self.net = built.net
+        self.decoder = built.decoder
+        self.geometry = target_geometry(recipe)
+        self.input_format = recipe.model.input_format
+        self.weights: LossWeights = loss_weights(recipe.train)
+
+    def build_data(self, *, split: str, epoch_length: int | None) -> Dataset | None:
+        from trainers.data import build_pair_dataset
+
+        cfg = self.recipe.train
+        if split == "val" and not cfg.val_data:
+            return None
+        model = self.recipe.model
+        return build_pair_dataset(
+            cfg,
+            exemplar_size=model.exemplar_size,
+            search_size=self.geometry.search_size,
+            context_amount=model.context_amount,
+            split=split,
+            **({"epoch_length": epoch_length} if split == "train" else {}),
+        )
+
+    def to_device(self, batch: dict[str, torch.Tensor], device: torch.device) -> Any:
+        return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+    def losses(
+        self, model: nn.Module, batch: dict[str, torch.Tensor], *, generator: torch.Generator
+    ) -> dict[str, torch.Tensor]:
+        cfg = self.recipe.train
+        targets = build_targets(
+            self.recipe.family,
+            batch,
+            geometry=self.geometry,
+            params=cfg.targets,
+            generator=generator,
+        )
+        z = to_network_input(batch["template"], self.input_format)
+        x = to_network_input(batch["search"], self.input_format)
+        if "mask_positions" in targets:
+            outputs = model(z, x, targets["mask_positions"])
+        else:
+            outputs = model(z, x)
+        outputs = {k: v.float() for k, v in outputs.items()}
+        return compute_loss(
+            self.recipe.family,
+            outputs,
+            targets,
+            geometry=self.geometry,
+            params=cfg.targets,
+            weights=self.weights,
+        )
+
+    def validate(
+        self, net: nn.Module, loader: DataLoader, device: torch.device
+    ) -> dict[str, float]:
+        metrics = evaluate_pairs(
+            net,
+            self.decoder,
+            loader,
+            offset=self.geometry.offset,
+            stride=self.geometry.stride,
+            input_format=self.input_format,
+            device=device,
+        )
+        return metrics.as_dict()
