@@ -19,7 +19,7 @@ $(STAMP): setup.py pyproject.toml
 	@touch $(STAMP)
 
 serve: $(STAMP)
-	$(BIN)/siammatch demo --out var/demo
+	$(BIN)/siammatch serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -34,6 +34,7 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/matcher_latency.py
+	$(BIN)/python benchmarks/http_load.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

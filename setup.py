@@ -17,6 +17,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(include=["matcher*", "index*", "api*", "trainers*"]),
+    package_data={"api": ["templates/*.html", "static/*.js", "static/*.css"]},
     install_requires=[
         "torch>=2.15",
         "torchvision>=0.29",

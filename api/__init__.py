@@ -1,1 +1,2 @@
-"""siammatch's outward face: the ``siammatch`` command line (and, later, the HTTP service)."""
+"""siammatch's outward face: the ``siammatch`` command line (:mod:`api.cli`) and the HTTP
+service (:func:`api.app.create_app`, run under gunicorn by ``siammatch serve``)."""

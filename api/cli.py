@@ -31,7 +31,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 # Modules that add their own sub-commands: each defines ``register(sub)``, which adds
 # parsers to the ``add_subparsers`` object and sets ``func`` on them (heavy imports stay
 # inside the command functions, so ``siammatch --help`` remains fast).
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("api.cli_eval", "api.cli_serve", "api.cli_catalog")
 
 
 class UsageError(Exception):
@@ -156,7 +156,11 @@ def _load_matcher(args: argparse.Namespace):
         raise UsageError(f"weights file {weights!r} does not exist")
     recipe = args.recipe or (None if weights else DEFAULT_RECIPE)
     m = matcher.load(recipe, weights, device=args.device, overrides=args.overrides or None)
-    if weights is None and any(p.numel() for p in m.net.parameters()):
+    if (
+        weights is None
+        and matcher.shipped_weights(m.name) is None
+        and any(p.numel() for p in m.net.parameters())
+    ):
         raise UsageError(
             f"recipe {m.name!r} needs trained weights: pass --weights FILE (a published "
             "checkpoint of that model or a siammatch checkpoint)"
@@ -328,11 +332,16 @@ def _output_writer(output: str):
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:
+    from matcher.builder import BASELINES
     from matcher.recipes import list_recipes, load_recipe
 
-    for name in list_recipes():
-        recipe = load_recipe(name)
-        print(f"{name:34s} {recipe.family:10s} {recipe.description}")
+    rows = [(name, load_recipe(name)) for name in list_recipes()]
+    rows += [(name, load_recipe(name)) for name in list_recipes("tiny")]
+    width = max(len(r.family) for _, r in rows)
+    for name, recipe in rows:
+        print(f"{name:34s} {recipe.family:{width}s} {recipe.description}")
+    for name in sorted(BASELINES):
+        print(f"{name:34s} {'baseline':{width}s} classical matcher (OpenCV), no weights")
     return 0
 
 

@@ -19,13 +19,14 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _common import cpu_seconds
 
 
 def main() -> int:
@@ -68,11 +69,11 @@ def main() -> int:
             loader = DataLoader(dataset, batch_size=args.batch, num_workers=workers)
             batches = iter(loader)
             next(batches)  # warm-up: worker start-up and first reads
-            start, cpu_start = time.perf_counter(), _cpu_seconds()
+            start, cpu_start = time.perf_counter(), cpu_seconds()
             count = sum(int(batch["label"].numel()) for batch in batches)
             seconds = time.perf_counter() - start
             del batches  # joins the workers, so their CPU time is counted
-            cpu = _cpu_seconds() - cpu_start
+            cpu = cpu_seconds() - cpu_start
             rows.append((workers, count, seconds, cpu))
     print(
         f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
@@ -88,15 +89,6 @@ def main() -> int:
             f"{1000 * cpu / count:.1f} |"
         )
     return 0
-
-
-def _cpu_seconds() -> float:
-    """User + system CPU time of this process and of its finished children."""
-    total = 0.0
-    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
-        usage = resource.getrusage(who)
-        total += usage.ru_utime + usage.ru_stime
-    return total
 
 
 if __name__ == "__main__":

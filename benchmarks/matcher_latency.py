@@ -107,7 +107,8 @@ def bench_masks(name: str, repeats: int, device: str) -> dict[str, float] | None
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recipes", default=",".join(matcher.list_recipes()))
+    trackers = [n for n in matcher.list_recipes() if matcher.load_recipe(n).inference.track]
+    parser.add_argument("--recipes", default=",".join(trackers))  # Siamese trackers
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--device", default="cpu")

@@ -17,13 +17,14 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _common import cpu_seconds
 
 
 def main() -> int:
@@ -43,7 +44,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "synth"
         start = time.perf_counter()
-        cpu_start = _cpu_seconds()
+        cpu_start = cpu_seconds()
         generate(
             out,
             num_products=args.products,
@@ -54,7 +55,7 @@ def main() -> int:
             progress=False,
         )
         seconds = time.perf_counter() - start
-        cpu = _cpu_seconds() - cpu_start
+        cpu = cpu_seconds() - cpu_start
         data = json.loads((out / "annotations.json").read_text())
         size_mb = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 1e6
     print(
@@ -69,15 +70,6 @@ def main() -> int:
         f"{cpu:.1f} | {size_mb:.0f} |"
     )
     return 0
-
-
-def _cpu_seconds() -> float:
-    """User + system CPU time of this process and of its finished children."""
-    total = 0.0
-    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
-        usage = resource.getrusage(who)
-        total += usage.ru_utime + usage.ru_stime
-    return total
 
 
 if __name__ == "__main__":

@@ -10,16 +10,18 @@ Typical use::
 This package imports nothing from ``api``, ``index`` or ``trainers``, nor Flask or FAISS.
 """
 
-from matcher.builder import FAMILIES, build, load, resolve_device
+from matcher.builder import FAMILIES, build, load, resolve_device, shipped_weights
 from matcher.config import Recipe
 from matcher.errors import (
     CatalogError,
     CheckpointError,
     ConfigError,
+    DuplicateProductError,
     ImageTooLargeError,
     InvalidArgumentError,
     InvalidBoxError,
     InvalidImageError,
+    ProductNotFoundError,
     SiammatchError,
     UnknownComponentError,
 )
@@ -38,12 +40,14 @@ __all__ = [
     "CatalogError",
     "CheckpointError",
     "ConfigError",
+    "DuplicateProductError",
     "ImageTooLargeError",
     "Instance",
     "InvalidArgumentError",
     "InvalidBoxError",
     "InvalidImageError",
     "MatchResult",
+    "ProductNotFoundError",
     "Recipe",
     "Reference",
     "ReferenceFeatures",
@@ -57,5 +61,6 @@ __all__ = [
     "load_recipe",
     "parse_box",
     "resolve_device",
+    "shipped_weights",
     "validate_box",
 ]

@@ -9,20 +9,27 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from matcher.baselines import BASELINES, build_baseline
 from matcher.checkpoints import load_weights, read_checkpoint
-from matcher.config import Recipe, score_size
+from matcher.config import DetectConfig, Recipe, TrackConfig, score_size
 from matcher.errors import CheckpointError, ConfigError, InvalidArgumentError
 from matcher.inference.anchors import anchor_shapes
 from matcher.inference.decode import AnchorDecoder, ResponseDecoder
 from matcher.inference.instance_masks import InstanceMasker, MaskGeometry
 from matcher.inference.point_decoder import PointDecoder
-from matcher.models.builders import build_siamese_net, build_siammask_net
+from matcher.models.builders import (
+    build_siam_mask_rcnn_net,
+    build_siamese_net,
+    build_siammask_net,
+)
 from matcher.recipes import load_recipe, recipe_from_dict
 from matcher.registry import Registry
+from matcher.siam_mask_rcnn_matcher import SiamMaskRCNNMatcher
 from matcher.siamese_matcher import SiameseMatcher
 
 logger = logging.getLogger(__name__)
@@ -30,9 +37,17 @@ logger = logging.getLogger(__name__)
 FAMILIES: Registry = Registry("model family")
 
 
+def _tracking(recipe: Recipe) -> TrackConfig:
+    """The recipe's ``inference.track``, which every Siamese tracker family needs."""
+    if recipe.inference.track is None:
+        raise ConfigError(f"recipe {recipe.name!r}: family {recipe.family} needs inference.track")
+    return recipe.inference.track
+
+
 @FAMILIES.register("siamfc")
 def build_siamfc(recipe: Recipe, device: torch.device) -> SiameseMatcher:
     """SiamFC: correlation response, SiamFC tracker, response decoder."""
+    _tracking(recipe)
     return SiameseMatcher(
         recipe=recipe,
         net=build_siamese_net(recipe.model),
@@ -44,6 +59,7 @@ def build_siamfc(recipe: Recipe, device: torch.device) -> SiameseMatcher:
 @FAMILIES.register("siamrpn")
 def build_siamrpn(recipe: Recipe, device: torch.device) -> SiameseMatcher:
     """SiamRPN / DaSiamRPN / SiamRPN++: anchors, RPN trackers, anchor decoder."""
+    _tracking(recipe)
     model = recipe.model
     if model.anchor is None:
         raise ConfigError(f"recipe {recipe.name!r}: family siamrpn needs model.anchor")
@@ -77,18 +93,33 @@ def build_siammask(recipe: Recipe, device: torch.device) -> SiameseMatcher:
         net=build_siammask_net(model),
         decoder=AnchorDecoder(anchor_shapes=shapes, penalty_k=recipe.inference.match.penalty_k),
         device=device,
-        masker=InstanceMasker(geometry=geometry, threshold=recipe.inference.track.mask_threshold),
+        masker=InstanceMasker(geometry=geometry, threshold=_tracking(recipe).mask_threshold),
     )
 
 
 @FAMILIES.register("siamfcpp")
 def build_siamfcpp(recipe: Recipe, device: torch.device) -> SiameseMatcher:
     """SiamFC++: anchor-free point head, SiamFC++ trackers, point decoder."""
+    _tracking(recipe)
     return SiameseMatcher(
         recipe=recipe,
         net=build_siamese_net(recipe.model),
         decoder=PointDecoder(penalty_k=recipe.inference.match.penalty_k),
         device=device,
+    )
+
+
+@FAMILIES.register("siam_mask_rcnn")
+def build_siam_mask_rcnn(recipe: Recipe, device: torch.device) -> SiamMaskRCNNMatcher:
+    """Siamese Mask R-CNN: few-shot instance detection and segmentation, no tracking mode."""
+    detect = recipe.inference.detect or DetectConfig()
+    net = build_siam_mask_rcnn_net(recipe.model, detect, nms_iou=recipe.inference.match.nms_iou)
+    return SiamMaskRCNNMatcher(
+        recipe=recipe,
+        net=net,
+        device=device,
+        reference_context=recipe.model.detection.reference_context,
+        mask_threshold=detect.mask_threshold,
     )
 
 
@@ -118,15 +149,30 @@ def build(
     """A matcher with freshly initialised (untrained) weights.
 
     Args:
-        recipe: recipe name, YAML path or a loaded :class:`Recipe`.
+        recipe: recipe name, YAML path or a loaded :class:`Recipe`; or the name of a
+            classical baseline (``baseline_sift``, ``baseline_template``, see
+            :mod:`matcher.baselines`), which has no weights and runs on the CPU.
         device: where the network runs.
-        overrides: ``key=value`` recipe overrides.
+        overrides: ``key=value`` recipe overrides (a baseline's parameters for baselines).
     """
+    if isinstance(recipe, str) and recipe in BASELINES:
+        resolve_device(device)
+        return build_baseline(recipe, overrides=overrides)
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe, overrides)
     elif overrides:
         raise ConfigError("overrides apply to recipe names or files, not to a loaded Recipe")
     return FAMILIES.get(recipe.family)(recipe, resolve_device(device))
+
+
+def shipped_weights(recipe_name: str) -> Path | None:
+    """The trained weights that ship with the project for a recipe, if any.
+
+    They live in the project's ``weights/`` folder as ``<recipe>.pth`` with a JSON card
+    (``<recipe>.json``) saying how they were trained and measured.
+    """
+    path = Path(__file__).resolve().parent.parent / "weights" / f"{recipe_name}.pth"
+    return path if path.is_file() else None
 
 
 def load(
@@ -141,9 +187,13 @@ def load(
     Args:
         recipe: recipe name (see ``configs/``), YAML path or :class:`Recipe`; may be
             ``None`` when ``weights`` is a siammatch checkpoint, which stores its recipe.
+            A baseline name (``baseline_sift``, ``baseline_template``) gives a classical
+            matcher (no weights).
         weights: a published checkpoint of the recipe's model (PySOT ``.pth``,
             siamfc-pytorch ``.pth``, DaSiamRPN ``.model``) or a siammatch checkpoint;
-            ``None`` keeps random weights (useful only for tests and benchmarks).
+            ``None`` uses the weights shipped for the recipe (``weights/<recipe>.pth``, see
+            :func:`shipped_weights`) when there are any, and random weights otherwise
+            (useful only for tests and benchmarks).
         device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
         overrides: ``key=value`` recipe overrides.
 
@@ -155,6 +205,10 @@ def load(
         ConfigError: invalid recipe or override.
         CheckpointError: the weights file is unreadable, unsafe or does not fit.
     """
+    if isinstance(recipe, str) and recipe in BASELINES:
+        if weights is not None:
+            raise InvalidArgumentError(f"{recipe} is a classical matcher; it takes no weights")
+        return build(recipe, device=device, overrides=overrides)
     if recipe is None:
         if weights is None:
             raise InvalidArgumentError("give a recipe, a siammatch checkpoint, or both")
@@ -172,6 +226,9 @@ def load(
     else:
         recipe_obj = load_recipe(recipe, overrides)
     matcher = build(recipe_obj, device=device)
+    if weights is None and (shipped := shipped_weights(recipe_obj.name)) is not None:
+        logger.info("recipe %s: using the shipped weights %s", recipe_obj.name, shipped)
+        weights = shipped
     if weights is None:
         if any(p.numel() for p in matcher.net.parameters()):
             logger.warning("recipe %s: no weights given, the network is untrained", recipe_obj.name)

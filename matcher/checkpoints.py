@@ -321,6 +321,10 @@ def guess_origin(keys: list[str]) -> str:
         return "a PySOT model"
     if has("backbone.conv1.0.") and not has("head."):
         return "a siamfc-pytorch SiamFC model"
+    if has("fusion.mix.") and has("roi_heads."):
+        return "a siammatch Siamese Mask R-CNN model"
+    if has("backbone.body.") and has("roi_heads."):
+        return "a torchvision Mask R-CNN / Faster R-CNN model"
     if has("backbone.") and has("head."):
         return "a siammatch model"
     return "an unrecognised model"

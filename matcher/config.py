@@ -108,6 +108,90 @@ class MaskConfig:
 
 
 @dataclass(frozen=True)
+class RPNConfig:
+    """Region proposal network of the detection family (torchvision's
+    ``RegionProposalNetwork`` and ``AnchorGenerator``).
+
+    Attributes:
+        anchor_sizes: anchor side in network-input pixels, one per pyramid level (P2..P6).
+        aspect_ratios: anchor height / width ratios, the same at every level.
+        fg_iou / bg_iou: anchors whose best IoU with a true box is at least / below these
+            are positives / negatives for the loss.
+        batch_size_per_image / positive_fraction: anchors sampled per scene for the loss,
+            and the largest share of positives among them.
+        pre_nms_top_n_train / post_nms_top_n_train: proposals kept per level before NMS
+            and in all after NMS, in training.
+        pre_nms_top_n_test / post_nms_top_n_test: the same at inference.
+        nms_iou: IoU above which a lower-scored proposal is suppressed.
+    """
+
+    anchor_sizes: tuple[int, ...] = (32, 64, 128, 256, 512)
+    aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
+    fg_iou: float = 0.7
+    bg_iou: float = 0.3
+    batch_size_per_image: int = 256
+    positive_fraction: float = 0.5
+    pre_nms_top_n_train: int = 2000
+    post_nms_top_n_train: int = 2000
+    pre_nms_top_n_test: int = 1000
+    post_nms_top_n_test: int = 1000
+    nms_iou: float = 0.7
+
+
+@dataclass(frozen=True)
+class RoIConfig:
+    """Box and mask heads of the detection family (torchvision's ``RoIHeads``).
+
+    Attributes:
+        fg_iou / bg_iou: proposals whose best IoU with a true box is at least / below
+            these are positives / negatives for the loss.
+        batch_size_per_image / positive_fraction: proposals sampled per scene for the box
+            loss, and the largest share of positives.
+        representation_size: width of the box head's two fully connected layers.
+        mask_layers: output channels of the mask head's 3x3 convolutions.
+    """
+
+    fg_iou: float = 0.5
+    bg_iou: float = 0.5
+    batch_size_per_image: int = 512
+    positive_fraction: float = 0.25
+    representation_size: int = 1024
+    mask_layers: tuple[int, ...] = (256, 256, 256, 256)
+
+
+@dataclass(frozen=True)
+class DetectionConfig:
+    """The Siamese Mask R-CNN (family ``siam_mask_rcnn``): a ResNet-FPN shared by scene and
+    reference (``model.backbone.name``: ``resnet18``, ``resnet34``, ``resnet50`` or
+    ``resnet101``), L1 matching per pyramid level, class-agnostic RPN and RoI heads.
+
+    Attributes:
+        min_size / max_size: scenes are resized so their shorter side is ``min_size``
+            unless the longer side would exceed ``max_size``.
+        reference_size: side of the square reference crop (longer side resized to it,
+            then padded).
+        reference_context: margin added around a reference box on each side, as a
+            fraction of the box's width / height.
+        fpn_channels: width of the feature pyramid.
+        fused_channels: width after the 1x1 conv that mixes ``[scene, |scene - ref|]``.
+        norm: normalisation of the ResNet: ``frozen_bn`` (pretrained statistics, the
+            original), ``bn`` (trainable BatchNorm) or ``group`` (GroupNorm, 32 groups;
+            for training from scratch with small batches).
+        rpn / roi: proposal network and heads.
+    """
+
+    min_size: int = 800
+    max_size: int = 1024
+    reference_size: int = 192
+    reference_context: float = 0.1
+    fpn_channels: int = 256
+    fused_channels: int = 384
+    norm: Literal["frozen_bn", "bn", "group"] = "frozen_bn"
+    rpn: RPNConfig = field(default_factory=RPNConfig)
+    roi: RoIConfig = field(default_factory=RoIConfig)
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """Architecture and input geometry.
 
@@ -115,6 +199,7 @@ class ModelConfig:
         backbone / neck / head: component configurations.
         anchor: anchor shapes; ``None`` for anchor-free heads.
         mask: the mask branch (SiamMask); ``None`` for box-only models.
+        detection: the detector of family ``siam_mask_rcnn``; ``None`` for the trackers.
         input_format: channel order the network was trained on, ``"bgr"`` or ``"rgb"``.
         exemplar_size: template crop side in pixels.
         instance_size: search crop side in pixels used by the tracker.
@@ -129,6 +214,7 @@ class ModelConfig:
     neck: NeckConfig = field(default_factory=NeckConfig)
     anchor: AnchorConfig | None = None
     mask: MaskConfig | None = None
+    detection: DetectionConfig | None = None
     input_format: Literal["bgr", "rgb"] = "bgr"
     exemplar_size: int = 127
     instance_size: int = 255
@@ -229,11 +315,36 @@ class MatchConfig:
 
 
 @dataclass(frozen=True)
-class InferenceConfig:
-    """Tracking and match-mode settings."""
+class DetectConfig:
+    """Inference of the detection family (``siam_mask_rcnn``); ``match`` sets its
+    ``score_threshold``, ``max_instances`` and ``nms_iou``.
 
-    track: TrackConfig
+    Attributes:
+        box_score_threshold: detections scoring below are dropped inside the heads,
+            before NMS (keep it low; ``match.score_threshold`` filters the results).
+        detections_per_image: most detections per scene and reference after NMS.
+        mask_threshold: mask probability above which a pixel belongs to the instance.
+    """
+
+    box_score_threshold: float = 0.05
+    detections_per_image: int = 100
+    mask_threshold: float = 0.5
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    """Tracking and match-mode settings.
+
+    Attributes:
+        track: tracking mode; required by the Siamese tracker families, ``None`` for
+            models without one (the detector).
+        match: match mode (one-shot search of a whole scene).
+        detect: the detection family's inference settings (defaults when ``None``).
+    """
+
+    track: TrackConfig | None = None
     match: MatchConfig = field(default_factory=MatchConfig)
+    detect: DetectConfig | None = None
 
 
 @dataclass(frozen=True)

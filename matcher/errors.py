@@ -72,3 +72,24 @@ class InvalidArgumentError(SiammatchError, ValueError):
     """A request parameter is out of its valid range (threshold, counts, sizes)."""
 
     code = "invalid_argument"
+
+
+class ProductNotFoundError(CatalogError, KeyError):
+    """A product id is not in the catalog."""
+
+    code = "product_not_found"
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class DuplicateProductError(CatalogError):
+    """A product id is already in the catalog."""
+
+    code = "duplicate_product"
+
+
+class NoTrackingModeError(InvalidArgumentError):
+    """A matcher without a tracking mode (the detector) was asked for a tracker."""
+
+    code = "no_tracking_mode"

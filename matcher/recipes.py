@@ -46,41 +46,59 @@ def list_recipes(subfolder: str | None = None) -> list[str]:
     return sorted(prefix + p.stem for p in folder.glob("*.yaml") if not p.stem.startswith("_"))
 
 
-def load_recipe(name_or_path: str | os.PathLike, overrides: list[str] | None = None) -> Recipe:
+def load_recipe(
+    name_or_path: str | os.PathLike,
+    overrides: list[str] | None = None,
+    *,
+    schema: type = Recipe,
+) -> Any:
     """Load and validate a recipe.
 
     Args:
         name_or_path: a recipe name from :func:`list_recipes` or a path to a YAML file.
         overrides: ``"dotted.key=value"`` strings applied after loading; values are parsed
             as YAML scalars/lists.
+        schema: the frozen dataclass to validate into (:class:`Recipe` for matchers; other
+            trainable models, e.g. the catalog embedder, bring their own).
 
     Returns:
-        The frozen, validated :class:`Recipe`.
+        The frozen, validated ``schema`` instance.
 
     Raises:
         UnknownComponentError: no recipe of that name.
         ConfigError: unknown key, wrong type, or malformed override.
     """
+    raw = load_raw_recipe(name_or_path)
+    for item in overrides or []:
+        apply_override(raw, item, schema=schema)
+    return recipe_from_dict(raw, schema=schema)
+
+
+def load_raw_recipe(name_or_path: str | os.PathLike) -> dict[str, Any]:
+    """A recipe's YAML with its ``_base_`` chain merged and ``name`` set, not yet validated.
+
+    Raises:
+        UnknownComponentError: no recipe of that name.
+        ConfigError: unreadable YAML or a bad ``_base_`` chain.
+    """
     path = _resolve_recipe_path(name_or_path)
     raw = _load_raw(path, seen=())
     raw.setdefault("name", _recipe_name(path))
-    for item in overrides or []:
-        apply_override(raw, item)
-    return recipe_from_dict(raw)
+    return raw
 
 
-def recipe_from_dict(raw: dict[str, Any]) -> Recipe:
-    """Validate plain data (e.g. the recipe stored in a checkpoint) into a :class:`Recipe`.
+def recipe_from_dict(raw: dict[str, Any], *, schema: type = Recipe) -> Any:
+    """Validate plain data (e.g. the recipe stored in a checkpoint) into ``schema``.
 
     Raises:
         ConfigError: unknown key or wrong type, naming the dotted key.
     """
     if not isinstance(raw, dict):
         raise ConfigError(f"a recipe must be a mapping, got {type(raw).__name__}")
-    return _build(Recipe, raw, "")
+    return _build(schema, raw, "")
 
 
-def apply_override(raw: dict[str, Any], item: str) -> None:
+def apply_override(raw: dict[str, Any], item: str, *, schema: type = Recipe) -> None:
     """Apply one ``dotted.key=value`` override to raw recipe data in place.
 
     Raises:
@@ -95,7 +113,7 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     except yaml.YAMLError as exc:
         raise ConfigError(f"override {item!r}: value is not valid YAML ({exc})") from None
     parts = key.split(".")
-    _check_path_in_schema(parts)
+    _check_path_in_schema(parts, schema)
     node = raw
     for part in parts[:-1]:
         child = node.get(part)
@@ -164,8 +182,8 @@ def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _check_path_in_schema(parts: list[str]) -> None:
-    cls: Any = Recipe
+def _check_path_in_schema(parts: list[str], schema: type) -> None:
+    cls: Any = schema
     done: list[str] = []
     for part in parts:
         cls = _unwrap_optional(cls)

@@ -98,6 +98,32 @@ class TargetConfig:
 
 
 @dataclass(frozen=True)
+class EpisodeConfig:
+    """Detection episodes (family ``siam_mask_rcnn``): a scene, a category present in it,
+    references of that category and all its instances in the scene as targets.
+
+    The sources' ``pair_mode`` picks the references: ``category`` crops an instance of
+    the category from another image (the one-shot COCO protocol), ``catalog`` takes the
+    product's catalog photo (product sets such as the synthetic one).
+
+    Attributes:
+        shots: references per episode (k-shot; their encodings are averaged).
+        exclude_categories: category ids never drawn for training episodes, neither as the
+            episode's category nor as references (the unseen classes of a one-shot
+            split); their instances stay in the scenes, as background.
+        exclude_file: a YAML/JSON file with more such ids: a list, or a mapping whose
+            ``unseen`` entry is that list (a one-shot split file).
+        val_categories: which categories validation episodes use: ``all``, ``seen`` (not
+            excluded) or ``unseen`` (only the excluded ones).
+    """
+
+    shots: int = 1
+    exclude_categories: tuple[int, ...] = ()
+    exclude_file: str = ""
+    val_categories: Literal["all", "seen", "unseen"] = "all"
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Training schedule, data and losses (the original project's recipe where one exists).
 
@@ -126,6 +152,8 @@ class TrainConfig:
         cls_weight / loc_weight / mask_weight / ctr_weight: loss weights.
         data / val_data: training and held-out pair sources.
         augment / targets: see :class:`AugmentConfig`, :class:`TargetConfig`.
+        episodes: detection episodes, see :class:`EpisodeConfig` (family
+            ``siam_mask_rcnn``; ``val_pairs`` counts its validation episodes).
     """
 
     epochs: int = 20
@@ -161,3 +189,4 @@ class TrainConfig:
     val_data: tuple[DataSourceConfig, ...] = ()
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     targets: TargetConfig = field(default_factory=TargetConfig)
+    episodes: EpisodeConfig = field(default_factory=EpisodeConfig)

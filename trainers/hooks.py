@@ -141,8 +141,9 @@ class MetricsLogHook(HookBase):
 
 
 class ValidationHook(HookBase):
-    """Held-out pair localisation (mean IoU, success AUC) every ``every`` steps and at the
-    end; keeps the best mean IoU and logs through :class:`MetricsLogHook`.
+    """Held-out metrics of the task (for pairs: mean IoU, success AUC) every ``every``
+    steps and at the end; keeps the best value of the task's ``primary_metric`` and logs
+    through :class:`MetricsLogHook`.
 
     Args:
         every: steps between validations (0: only at the end).
@@ -169,16 +170,15 @@ class ValidationHook(HookBase):
         if values is None:
             return None
         self.history.append((self.trainer.step, values))
-        self.best = max(self.best, values["val_mean_iou"])
+        primary = self.trainer.task.primary_metric
+        self.best = max(self.best, values[primary])
         if self.log is not None:
             self.log.log_values(values)
         if self.trainer.ctx.is_main:
             logger.info(
-                "step %d: held-out mean IoU %.3f, success AUC %.3f, negative score %.3f",
+                "step %d: held-out %s",
                 self.trainer.step,
-                values["val_mean_iou"],
-                values["val_success_auc"],
-                values["val_negative_score"],
+                ", ".join(f"{k} {v:.3f}" for k, v in values.items()),
             )
         return values
 

@@ -34,10 +34,12 @@ class TrainingTask(Protocol):
     Attributes:
         net: the network to train (unwrapped ``nn.Module``; checkpoints save its state).
         collate: ``DataLoader`` collate function, or ``None`` for the default one.
+        primary_metric: key of :meth:`validate`'s result that says "better" (higher is).
     """
 
     net: nn.Module
     collate: Callable[[list[Any]], Any] | None
+    primary_metric: str
 
     def build_data(self, *, split: str, epoch_length: int | None) -> Dataset | None:
         """The ``train`` or ``val`` dataset (``set_epoch(int)`` for ``train``), or ``None``."""
@@ -56,8 +58,10 @@ class TrainingTask(Protocol):
         """Held-out metrics (``val_`` prefixed) of ``net`` over ``loader``."""
 
 
-TaskFactory = Callable[[Recipe, torch.device], TrainingTask]
+TaskFactory = Callable[[Any, torch.device], TrainingTask]
 TASKS: dict[str, TaskFactory] = {}
+#: Recipe schema of families that are not matchers (default: :class:`matcher.config.Recipe`).
+RECIPE_SCHEMAS: dict[str, type] = {}
 
 
 def register_task(family: str) -> Callable[[TaskFactory], TaskFactory]:
@@ -72,7 +76,33 @@ def register_task(family: str) -> Callable[[TaskFactory], TaskFactory]:
     return add
 
 
-def build_task(recipe: Recipe, device: torch.device) -> TrainingTask:
+def load_training_recipe(name_or_path: str, overrides: list[str] | None = None) -> Any:
+    """Load a recipe with the schema of its family (a matcher :class:`Recipe` by default).
+
+    Raises:
+        UnknownComponentError: no recipe of that name.
+        ConfigError: unknown key, wrong type, or malformed override.
+    """
+    from matcher.recipes import apply_override, load_raw_recipe, recipe_from_dict
+
+    _import_registrations()
+    raw = load_raw_recipe(name_or_path)
+    schema = RECIPE_SCHEMAS.get(raw.get("family"), Recipe)
+    for item in overrides or []:
+        apply_override(raw, item, schema=schema)
+    return recipe_from_dict(raw, schema=schema)
+
+
+def training_recipe_from_dict(raw: dict[str, Any]) -> Any:
+    """Validate a stored recipe (from a training checkpoint) with its family's schema."""
+    from matcher.recipes import recipe_from_dict
+
+    _import_registrations()
+    family = raw.get("family") if isinstance(raw, dict) else None
+    return recipe_from_dict(raw, schema=RECIPE_SCHEMAS.get(family, Recipe))
+
+
+def build_task(recipe: Any, device: torch.device) -> TrainingTask:
     """The training task of ``recipe``'s family (Siamese pair families by default)."""
     _import_registrations()
     factory = TASKS.get(recipe.family)
@@ -97,7 +127,7 @@ def _import_registrations() -> None:
 
 
 # Modules holding ``@register_task`` factories for families outside the pair families.
-_TASK_MODULES: tuple[str, ...] = ()
+_TASK_MODULES: tuple[str, ...] = ("trainers.embedder", "trainers.detection.task")
 
 
 class PairTask:
@@ -109,6 +139,7 @@ class PairTask:
     """
 
     collate = None
+    primary_metric = "val_mean_iou"
 
     def __init__(self, recipe: Recipe, device: torch.device) -> None:
         import matcher

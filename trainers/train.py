@@ -60,7 +60,6 @@ def run(args: argparse.Namespace) -> Path:
     """Set up and train; returns the output folder."""
     from matcher.checkpoints import fit_state_dict, get_layout, read_checkpoint
     from matcher.errors import CheckpointError
-    from matcher.recipes import load_recipe, recipe_from_dict
     from trainers.distributed import setup, teardown
     from trainers.hooks import (
         CheckpointHook,
@@ -70,7 +69,7 @@ def run(args: argparse.Namespace) -> Path:
         ValidationHook,
     )
     from trainers.loop import Trainer
-    from trainers.tasks import build_task
+    from trainers.tasks import build_task, load_training_recipe, training_recipe_from_dict
 
     ctx = setup(args.device)
     logging.basicConfig(
@@ -92,9 +91,9 @@ def run(args: argparse.Namespace) -> Path:
             if "training" not in resume.extra:
                 raise CheckpointError(f"{path} holds no training state (not a training checkpoint)")
         if resume is not None and resume.recipe is not None and not args.overrides:
-            recipe = recipe_from_dict(resume.recipe)
+            recipe = training_recipe_from_dict(resume.recipe)
         else:
-            recipe = load_recipe(args.recipe, list(args.overrides))
+            recipe = load_training_recipe(args.recipe, list(args.overrides))
         cfg = recipe.train
         if out_dir is None:
             stamp = time.strftime("%Y%m%d-%H%M%S")

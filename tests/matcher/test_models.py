@@ -8,8 +8,11 @@ import torch
 import matcher
 from matcher.config import score_size
 
+#: Siamese tracker recipes (the detector, family siam_mask_rcnn, has test_siam_mask_rcnn.py).
+TRACKERS = [n for n in matcher.list_recipes() if matcher.load_recipe(n).inference.track]
 
-@pytest.mark.parametrize("name", matcher.list_recipes())
+
+@pytest.mark.parametrize("name", TRACKERS)
 def test_recipe_geometry_matches_the_network(name):
     m = matcher.build(name)
     model = m.recipe.model
@@ -29,7 +32,7 @@ def test_recipe_geometry_matches_the_network(name):
     assert m.geometry.cells(model.instance_size) == size
 
 
-@pytest.mark.parametrize("name", matcher.list_recipes())
+@pytest.mark.parametrize("name", TRACKERS)
 def test_template_encoding_is_reused_and_batched(name):
     """encode_template once, correlate with several searches or many templates."""
     m = matcher.build(name)

@@ -68,6 +68,7 @@ def test_items_follow_the_contract_and_collate(layouts):
         "search_mask": ((X, X), torch.uint8),
         "has_mask": ((), torch.bool),
         "label": ((), torch.int64),
+        "identity": ((), torch.int64),
     }
     assert {k: (tuple(v.shape), v.dtype) for k, v in item.items()} == expected
     assert type(item["template"]) is torch.Tensor  # plain tensors, not tv_tensors

@@ -17,8 +17,9 @@ import math
 import os
 from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from matcher.errors import ConfigError, InvalidArgumentError
 from matcher.train_config import AugmentConfig, DataSourceConfig, TrainConfig
@@ -184,34 +185,57 @@ def build_source(cfg: DataSourceConfig, *, index: int, name: str, workers: int =
     return make(cfg, index, name, workers)
 
 
-def _coco(cfg: DataSourceConfig, index: int, name: str, workers: int) -> PairSource:
+@dataclass(frozen=True, eq=False)
+class CocoFiles:
+    """Where a ``coco`` or ``synth`` source's data lies.
+
+    Attributes:
+        document: the parsed annotation file (:func:`~trainers.data.coco.load_coco_json`).
+        image_root: folder the images' ``file_name`` are relative to.
+        annotation_dir: folder of the annotation file (catalog photos are relative to it).
+    """
+
+    document: dict[str, Any]
+    image_root: Path
+    annotation_dir: Path
+
+
+def coco_files(cfg: DataSourceConfig, *, name: str, workers: int = 1) -> CocoFiles:
+    """Read a ``coco`` or ``synth`` source's annotations (generating a missing synthetic set).
+
+    Args:
+        cfg: the source's configuration.
+        name: how errors and logs name it.
+        workers: processes for generating a missing synthetic set.
+
+    Raises:
+        ConfigError: another kind, a missing folder or file, or a corrupt annotation set.
+    """
+    if cfg.kind == "synth":
+        root = Path(cfg.root).expanduser().absolute()
+        _ensure_synth(cfg, root, name=name, workers=workers)
+        path = root / (cfg.annotations or "annotations.json")
+        document = load_coco_json(path, name=name)
+        info = document.get("info") if isinstance(document.get("info"), dict) else {}
+        images = root / str(info.get("images_dir", "images"))
+        return CocoFiles(document, image_root=images, annotation_dir=path.parent)
+    if cfg.kind != "coco":
+        raise ConfigError(f"{name}: kind {cfg.kind!r} is not a COCO-format source (coco, synth)")
     root = Path(cfg.root).expanduser()
     if not root.is_dir():
         raise ConfigError(f"{name}: image folder {root} does not exist")
     if not cfg.annotations:
         raise ConfigError(f"{name}: a coco source needs 'annotations' (the COCO JSON file)")
     path = root / Path(cfg.annotations).expanduser()  # an absolute path replaces root
-    document = load_coco_json(path, name=name)
-    return CocoSource(
-        document,
-        image_root=root,
-        annotation_dir=path.parent,
-        mode=cfg.pair_mode,
-        index=index,
-        name=name,
-    )
+    return CocoFiles(load_coco_json(path, name=name), image_root=root, annotation_dir=path.parent)
 
 
-def _synth(cfg: DataSourceConfig, index: int, name: str, workers: int) -> PairSource:
-    root = Path(cfg.root).expanduser().absolute()
-    _ensure_synth(cfg, root, name=name, workers=workers)
-    path = root / (cfg.annotations or "annotations.json")
-    document = load_coco_json(path, name=name)
-    info = document.get("info") if isinstance(document.get("info"), dict) else {}
+def _coco(cfg: DataSourceConfig, index: int, name: str, workers: int) -> PairSource:
+    files = coco_files(cfg, name=name, workers=workers)
     return CocoSource(
-        document,
-        image_root=root / str(info.get("images_dir", "images")),
-        annotation_dir=path.parent,
+        files.document,
+        image_root=files.image_root,
+        annotation_dir=files.annotation_dir,
         mode=cfg.pair_mode,
         index=index,
         name=name,
@@ -280,7 +304,7 @@ def _vid(cfg: DataSourceConfig, index: int, name: str, workers: int) -> PairSour
 
 _KINDS: dict[str, Callable[[DataSourceConfig, int, str, int], PairSource]] = {
     "coco": _coco,
-    "synth": _synth,
+    "synth": _coco,
     "got10k": _got10k,
     "lasot": _lasot,
     "vid": _vid,

@@ -19,12 +19,16 @@ tensors (the default collate batches them):
   negatives);
 * ``search_mask``: ``(X, X)`` uint8 0/1 of that object (zeros when there is no mask);
 * ``has_mask``: 0-d bool;
-* ``label``: 0-d int64, 1 positive / 0 negative.
+* ``label``: 0-d int64, 1 positive / 0 negative;
+* ``identity``: 0-d int64, a stable code (CRC-32) of the reference's identity: equal codes
+  mean the same product, instance or track (for losses that must not treat two pairs of
+  one product in a batch as different).
 """
 
 from __future__ import annotations
 
 import logging
+import zlib
 
 import cv2
 import numpy as np
@@ -183,6 +187,7 @@ class PairDataset(Dataset):
             "search_mask": s_mask.as_subclass(torch.Tensor).contiguous(),
             "has_mask": torch.tensor(has_mask),
             "label": torch.tensor(pair.label, dtype=torch.int64),
+            "identity": torch.tensor(identity_code(pair.template.identity), dtype=torch.int64),
         }
 
     def _box(self, view: View, image: np.ndarray) -> np.ndarray:
@@ -192,6 +197,11 @@ class PairDataset(Dataset):
         if box is None:
             box = self._foreground[view.image] = foreground_box(image)
         return np.asarray(box, np.float64)
+
+
+def identity_code(identity: tuple) -> int:
+    """A stable (process- and run-independent) integer code of an identity tuple."""
+    return zlib.crc32(repr(identity).encode("utf-8"))
 
 
 def _read(path: str, cache: dict[str, np.ndarray]) -> np.ndarray:

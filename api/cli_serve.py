@@ -1,0 +1,252 @@
+"""``siammatch serve``: run the HTTP service under gunicorn.
+
+The command checks its options and loads the matchers once (so a wrong recipe or weights
+file is a one-line error, not a worker that fails to boot), creates the embedded default
+catalog when the catalog folder holds none (:mod:`api.default_catalog`, once, under a file
+lock), then *replaces itself* with ``python -m gunicorn -c python:api.gunicorn_conf ...
+"api.app:create_app()"``. The exec matters: the gunicorn master starts as a fresh
+interpreter that never imports torch or faiss, and without ``--preload`` every worker
+builds the application after the fork (a faiss call in a forked child of a process that
+already ran torch/faiss work can hang forever).
+
+Settings reach the workers as environment variables (:mod:`api.settings`):
+``SIAMMATCH_CATALOG``, ``SIAMMATCH_RECIPE``, ``SIAMMATCH_WEIGHTS``, ``SIAMMATCH_DEVICE``,
+``SIAMMATCH_EXTRA_RECIPES`` from the options; ``SIAMMATCH_API_KEY`` and the limits pass
+through from the caller's environment. With more than one worker the command also sets
+``PROMETHEUS_MULTIPROC_DIR`` (unless set) to a per-port folder under the temporary
+directory and empties it, so ``/metrics`` reports the sum over all workers, and it sets
+``OMP_NUM_THREADS`` (unless set) to the CPU cores divided among the workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CATALOG = "var/catalog"
+APP_FACTORY = "api.app:create_app()"
+GUNICORN_CONFIG = "python:api.gunicorn_conf"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``serve`` sub-command to the ``siammatch`` parser."""
+    from api.default_catalog import DEFAULT_PRODUCTS, DEFAULT_SEED
+
+    p = sub.add_parser("serve", help="run the HTTP service (gunicorn)")
+    p.add_argument(
+        "--catalog",
+        default=None,
+        help=f"catalog folder (default: $SIAMMATCH_CATALOG, else {DEFAULT_CATALOG}); when it "
+        "holds no catalog, one is created with the synthetic generator's products",
+    )
+    p.add_argument("--no-catalog", action="store_true", help="serve without a catalog")
+    p.add_argument(
+        "--seed-products",
+        type=int,
+        default=DEFAULT_PRODUCTS,
+        help=f"products of a newly created catalog (default {DEFAULT_PRODUCTS}; 0: empty)",
+    )
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the synthetic products")
+    p.add_argument("--recipe", help="default recipe (default: api.cli.DEFAULT_RECIPE)")
+    p.add_argument("--weights", help="weights file of the default recipe")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument(
+        "--extra-recipe",
+        action="append",
+        default=[],
+        metavar="NAME[=WEIGHTS]",
+        help="another recipe requests may choose (repeatable)",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    p.add_argument("--threads", type=int, default=1, help="threads per worker")
+    p.add_argument("--timeout", type=int, default=120, help="worker timeout, seconds")
+    p.add_argument("--access-log", action="store_true", help="log every request to stderr")
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Check, prepare the catalog, and exec gunicorn (returns only in tests)."""
+    from api.cli import DEFAULT_RECIPE, UsageError
+
+    _check_ranges(args, UsageError)
+    if args.weights is not None and not os.path.isfile(args.weights):
+        raise UsageError(f"weights file {args.weights!r} does not exist")
+    recipe = args.recipe or (None if args.weights else DEFAULT_RECIPE)
+    extra = _parse_extra(args.extra_recipe, UsageError)
+    matchers, default = _load_matchers(recipe, args, extra)
+    catalog_dir = None
+    if not args.no_catalog:
+        catalog_dir = Path(args.catalog or os.environ.get("SIAMMATCH_CATALOG") or DEFAULT_CATALOG)
+        catalog_dir = catalog_dir.resolve()
+        from api.default_catalog import ensure_catalog
+
+        if ensure_catalog(
+            catalog_dir,
+            num_products=args.seed_products,
+            seed=args.seed,
+            matcher=matchers[default],
+        ):
+            print(
+                f"siammatch: created catalog {catalog_dir} "
+                f"({args.seed_products} synthetic products)",
+                file=sys.stderr,
+            )
+    env = worker_environment(
+        os.environ,
+        catalog=catalog_dir,
+        recipe=recipe,
+        weights=os.path.abspath(args.weights) if args.weights else None,
+        device=args.device,
+        extra=extra,
+        workers=args.workers,
+        port=args.port,
+    )
+    argv = gunicorn_argv(args)
+    print(
+        f"siammatch: serving http://{args.host}:{args.port}/ with {args.workers} worker(s), "
+        f"recipe {default}, catalog {catalog_dir or 'none'}",
+        file=sys.stderr,
+    )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    _exec(argv, env)
+    return 0
+
+
+def _check_ranges(args: argparse.Namespace, error: type[Exception]) -> None:
+    if not 1 <= args.port <= 65535:
+        raise error(f"--port must be between 1 and 65535, got {args.port}")
+    for name in ("workers", "threads", "timeout"):
+        if getattr(args, name) < 1:
+            raise error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if args.seed_products < 0:
+        raise error(f"--seed-products must be 0 or more, got {args.seed_products}")
+
+
+def _parse_extra(items: Sequence[str], error: type[Exception]) -> dict[str, str | None]:
+    extra: dict[str, str | None] = {}
+    for item in items:
+        name, _, weights = item.partition("=")
+        if not name.strip() or "," in item:
+            raise error(f"--extra-recipe {item!r}: expected NAME or NAME=WEIGHTS")
+        if weights and not os.path.isfile(weights):
+            raise error(f"weights file {weights!r} does not exist")
+        extra[name.strip()] = os.path.abspath(weights) if weights else None
+    return extra
+
+
+def _load_matchers(recipe: str | None, args: argparse.Namespace, extra: dict[str, str | None]):
+    from api.app import load_matchers
+
+    return load_matchers(recipe=recipe, weights=args.weights, extra=extra, device=args.device)
+
+
+def worker_environment(
+    base: os._Environ | dict[str, str],
+    *,
+    catalog: Path | None,
+    recipe: str | None,
+    weights: str | None,
+    device: str,
+    extra: dict[str, str | None],
+    workers: int,
+    port: int,
+) -> dict[str, str]:
+    """The environment gunicorn and its workers run with.
+
+    Args:
+        base: the caller's environment (its ``SIAMMATCH_*`` limits and key pass through).
+        catalog: catalog folder, or ``None`` for none.
+        recipe: default recipe, or ``None`` (the one stored in ``weights``).
+        weights: weights file of the default recipe.
+        device: the workers' device.
+        extra: further recipes and their weights.
+        workers: number of gunicorn workers.
+        port: the port (names the metrics folder).
+
+    Returns:
+        The new environment.
+    """
+    env = dict(base)
+    settings = {
+        "SIAMMATCH_CATALOG": str(catalog) if catalog is not None else None,
+        "SIAMMATCH_RECIPE": recipe,
+        "SIAMMATCH_WEIGHTS": weights,
+        "SIAMMATCH_DEVICE": device,
+        "SIAMMATCH_EXTRA_RECIPES": ",".join(
+            f"{name}={path}" if path else name for name, path in extra.items()
+        )
+        or None,
+    }
+    for key, value in settings.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    if "OMP_NUM_THREADS" not in env:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        env["OMP_NUM_THREADS"] = str(max(1, cores // workers))
+    folder = env.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder and workers > 1:
+        folder = os.path.join(tempfile.gettempdir(), f"siammatch-metrics-{port}")
+        env["PROMETHEUS_MULTIPROC_DIR"] = folder
+    if folder:
+        prepare_metrics_dir(Path(folder))
+    return env
+
+
+def prepare_metrics_dir(folder: Path) -> None:
+    """Create ``folder`` and remove the metric files a previous server left there."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+
+
+def gunicorn_argv(args: argparse.Namespace) -> list[str]:
+    """The gunicorn command line (no ``--preload``: workers build the app after forking)."""
+    argv = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--config",
+        GUNICORN_CONFIG,
+        "--bind",
+        f"{args.host}:{args.port}",
+        "--workers",
+        str(args.workers),
+        "--threads",
+        str(args.threads),
+        "--timeout",
+        str(args.timeout),
+        "--graceful-timeout",
+        "30",
+    ]
+    if args.access_log:
+        argv += ["--access-logfile", "-"]
+    return [*argv, APP_FACTORY]
+
+
+def _exec(argv: list[str], env: dict[str, str]) -> None:  # pragma: no cover - replaced in tests
+    os.execve(argv[0], argv, env)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m api.cli_serve [options]``: ``siammatch serve`` without the console script."""
+    from api import cli
+
+    if "api.cli_serve" not in cli.COMMAND_MODULES:
+        cli.COMMAND_MODULES = (*cli.COMMAND_MODULES, "api.cli_serve")
+    return cli.main(["serve", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,200 @@
+"""Catalog records (:class:`Product`, :class:`Hit`) and the checks on what users pass in.
+
+Product ids are short strings safe in URLs and file names: 1 to 128 characters from
+``A-Z a-z 0-9 . _ ~ : @ + = -``, not starting with ``.`` or ``-``. Metadata is a JSON object
+(a ``dict`` with string keys) of at most :data:`MAX_METADATA_BYTES` once encoded.
+Reference images are stored as PNG.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from matcher.errors import InvalidArgumentError, InvalidImageError
+from matcher.images import Box, load_image, validate_box
+from matcher.structures import foreground_box
+
+logger = logging.getLogger(__name__)
+
+#: Accepted product ids.
+PRODUCT_ID_PATTERN = re.compile(r"[A-Za-z0-9_~:@+=][A-Za-z0-9._~:@+=-]{0,127}")
+
+#: Largest accepted metadata, as UTF-8 JSON.
+MAX_METADATA_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, eq=False)
+class Product:
+    """One catalog product as stored.
+
+    Attributes:
+        product_id: the product's id.
+        metadata: the JSON object given at ``add`` time.
+        box: ``(x0, y0, x1, y1)`` of the product in its reference image, or ``None`` when
+            the product is the image's foreground (see :func:`matcher.structures.foreground_box`).
+        created_at: UNIX time of the ``add``.
+        image_png: the reference image, PNG-encoded RGB.
+        image_size: ``(height, width)`` of the reference image.
+    """
+
+    product_id: str
+    metadata: dict[str, Any]
+    box: Box | None
+    created_at: float
+    image_png: bytes
+    image_size: tuple[int, int] = (0, 0)
+
+    def image(self) -> np.ndarray:
+        """The reference image, ``(H, W, 3)`` uint8 RGB."""
+        return load_image(self.image_png)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, without the image bytes."""
+        return {
+            "product_id": self.product_id,
+            "metadata": self.metadata,
+            "box": list(self.box) if self.box is not None else None,
+            "created_at": self.created_at,
+            "image_size": {"height": self.image_size[0], "width": self.image_size[1]},
+        }
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieval result: a product and its similarity to the query.
+
+    Attributes:
+        product_id: the product's id.
+        score: inner product of the query and product vectors (cosine similarity for the
+            unit vectors an :class:`~index.embedder.Embedder` makes; approximate for PQ).
+    """
+
+    product_id: str
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"product_id": self.product_id, "score": round(float(self.score), 6)}
+
+
+def validate_product_id(product_id: object) -> str:
+    """Return ``product_id`` if it is an acceptable id.
+
+    Raises:
+        InvalidArgumentError: not a string, empty, too long or with other characters.
+    """
+    if not isinstance(product_id, str):
+        raise InvalidArgumentError(f"product id must be a string, got {type(product_id).__name__}")
+    if PRODUCT_ID_PATTERN.fullmatch(product_id) is None:
+        raise InvalidArgumentError(
+            f"invalid product id {product_id[:140]!r}: use 1 to 128 characters from "
+            "A-Z a-z 0-9 . _ ~ : @ + = - (not starting with '.' or '-')"
+        )
+    return product_id
+
+
+def validate_metadata(metadata: object) -> str:
+    """Encode metadata as compact JSON after checking it.
+
+    Args:
+        metadata: a ``dict`` with string keys and JSON values, or ``None`` (empty).
+
+    Returns:
+        The JSON text.
+
+    Raises:
+        InvalidArgumentError: not a JSON object, not encodable (NaN, sets, objects ...), or
+            larger than :data:`MAX_METADATA_BYTES`.
+    """
+    if metadata is None:
+        return "{}"
+    if not isinstance(metadata, dict):
+        raise InvalidArgumentError(
+            f"metadata must be a JSON object (a dict), got {type(metadata).__name__}"
+        )
+    if not all(isinstance(k, str) for k in metadata):
+        raise InvalidArgumentError("metadata keys must be strings")
+    try:
+        text = json.dumps(metadata, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(f"metadata is not valid JSON: {exc}") from None
+    size = len(text.encode("utf-8"))
+    if size > MAX_METADATA_BYTES:
+        raise InvalidArgumentError(
+            f"metadata is {size} bytes as JSON, over the limit of {MAX_METADATA_BYTES}"
+        )
+    return text
+
+
+def parse_metadata(text: str) -> dict[str, Any]:
+    """Decode metadata JSON (for the command line); see :func:`validate_metadata`.
+
+    Raises:
+        InvalidArgumentError: not JSON, or not an object.
+    """
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidArgumentError(f"metadata is not valid JSON: {exc}") from None
+    validate_metadata(value)
+    return value
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """PNG bytes of an ``(H, W, 3)`` uint8 RGB image.
+
+    Raises:
+        InvalidImageError: the encoder refuses the image.
+    """
+    ok, buf = cv2.imencode(".png", image[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    if not ok:
+        raise InvalidImageError(f"cannot encode a {image.shape} image as PNG")
+    return buf.tobytes()
+
+
+def box_to_json(box: Box | None) -> str | None:
+    """Stored form of a box."""
+    return None if box is None else json.dumps([float(v) for v in box])
+
+
+def box_from_json(text: str | None) -> Box | None:
+    """Inverse of :func:`box_to_json`."""
+    if text is None:
+        return None
+    values = json.loads(text)
+    assert len(values) == 4 and all(math.isfinite(v) for v in values)
+    return (float(values[0]), float(values[1]), float(values[2]), float(values[3]))
+
+
+def load_product_image(
+    product_id: str, image: object, box: object | None
+) -> tuple[np.ndarray, Box | None, Box]:
+    """Read a reference image and check its box.
+
+    Returns:
+        The ``(H, W, 3)`` uint8 RGB image, the validated (clipped) box or ``None``, and the
+        box to embed: the given one, else the image's foreground.
+
+    Raises:
+        InvalidImageError: unreadable image.
+        InvalidBoxError: bad box.
+    """
+    rgb = load_image(image)
+    checked = None
+    if box is not None:
+        checked = validate_box(box, rgb.shape[:2], name=f"box of product {product_id!r}")
+    return rgb, checked, checked if checked is not None else foreground_box(rgb)
+
+
+def crop(image: np.ndarray, box: Box) -> np.ndarray:
+    """The pixels of ``image`` inside ``box`` (outward-rounded)."""
+    x0, y0, x1, y1 = box
+    return image[int(y0) : math.ceil(y1), int(x0) : math.ceil(x1)]

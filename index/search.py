@@ -1,0 +1,181 @@
+"""Which catalog products are in a scene: retrieve with FAISS, verify with the matcher.
+
+1. **Views.** A product is usually small in a scene, and a whole-scene vector mostly
+   describes the background, so the scene is embedded as the whole image plus a
+   ``tiles x tiles`` grid of overlapping half-size windows (stride a quarter of the side;
+   the default 3 x 3 grid covers every point at least once, most points several times).
+   In a half-size window a product's share of the pixels is four times larger.
+2. **Retrieval.** Each view's top-``candidates`` products are merged; a product's
+   ``retrieval_score`` is its best cosine similarity over the views; the best
+   ``candidates`` products go on.
+3. **Verification.** Their cached template features (:meth:`Catalog.template_features`)
+   go through *one* :meth:`matcher.SiameseMatcher.match_many` call — one pass of the
+   scene's backbone for all candidates.
+4. **Re-ranking** by verification score (the best instance's), then retrieval score.
+   Products without an instance above the matcher's threshold are dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from index.catalog import Catalog
+from matcher.errors import InvalidArgumentError, ProductNotFoundError
+from matcher.images import ImageLike, load_image
+from matcher.siamese_matcher import SiameseMatcher
+from matcher.structures import Instance
+
+logger = logging.getLogger(__name__)
+
+#: Largest ``k`` and ``candidates`` accepted.
+MAX_RESULTS = 100
+MAX_CANDIDATES = 1000
+
+
+@dataclass(frozen=True, eq=False)
+class SceneHit:
+    """A catalog product found in a scene.
+
+    Attributes:
+        product_id: the product.
+        score: verification score, the best instance's score in ``[0, 1]``.
+        retrieval_score: best cosine similarity of the product's vector to a scene view.
+        metadata: the product's metadata.
+        instances: where it is, best first (boxes xyxy in scene pixels, masks if the
+            matcher makes them).
+    """
+
+    product_id: str
+    score: float
+    retrieval_score: float
+    metadata: dict[str, Any]
+    instances: list[Instance]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (masks as COCO RLE)."""
+        return {
+            "product_id": self.product_id,
+            "score": round(float(self.score), 6),
+            "retrieval_score": round(float(self.retrieval_score), 6),
+            "metadata": self.metadata,
+            "instances": [inst.to_dict() for inst in self.instances],
+        }
+
+
+def scene_views(scene: np.ndarray, *, tiles: int = 3) -> list[np.ndarray]:
+    """The whole scene and a ``tiles x tiles`` grid of half-size windows.
+
+    Args:
+        scene: ``(H, W, 3)`` uint8.
+        tiles: windows per side (0 for the whole scene only). Windows are ``H/2 x W/2``,
+            evenly spaced from edge to edge.
+
+    Returns:
+        ``1 + tiles**2`` views (array views, not copies).
+    """
+    views = [scene]
+    if tiles <= 0:
+        return views
+    h, w = scene.shape[:2]
+    th, tw = max(1, h // 2), max(1, w // 2)
+    ys = np.linspace(0, h - th, tiles).round().astype(int) if tiles > 1 else [(h - th) // 2]
+    xs = np.linspace(0, w - tw, tiles).round().astype(int) if tiles > 1 else [(w - tw) // 2]
+    for y in ys:
+        for x in xs:
+            views.append(scene[y : y + th, x : x + tw])
+    return views
+
+
+def search_scene(
+    catalog: Catalog,
+    matcher: SiameseMatcher,
+    scene: ImageLike,
+    *,
+    k: int = 5,
+    candidates: int = 20,
+    score_threshold: float | None = None,
+    max_instances: int | None = None,
+    tiles: int = 3,
+) -> list[SceneHit]:
+    """The catalog products found in ``scene``, best first.
+
+    Args:
+        catalog: the catalog.
+        matcher: verifies candidates (its template features are cached in the catalog when
+            it is the catalog's own matcher).
+        scene: any image :func:`matcher.load_image` reads.
+        k: products returned, 1 to :data:`MAX_RESULTS`.
+        candidates: products retrieved and verified, ``k`` to :data:`MAX_CANDIDATES`.
+        score_threshold: verification threshold (the matcher's default if ``None``).
+        max_instances: instances per product (the matcher's default if ``None``).
+        tiles: windows per side of the retrieval grid (see :func:`scene_views`).
+
+    Returns:
+        Up to ``k`` :class:`SceneHit`, by decreasing verification score.
+
+    Raises:
+        InvalidImageError: unreadable scene.
+        InvalidArgumentError: ``k``, ``candidates``, ``tiles`` or the matcher's
+            arguments out of range.
+    """
+    for name, value, lo, hi in (
+        ("k", k, 1, MAX_RESULTS),
+        ("candidates", candidates, 1, MAX_CANDIDATES),
+        ("tiles", tiles, 0, 8),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise InvalidArgumentError(
+                f"{name} must be an integer from {lo} to {hi}, got {value!r}"
+            )
+    if candidates < k:
+        raise InvalidArgumentError(f"candidates ({candidates}) must be at least k ({k})")
+    image = load_image(scene)
+    xq = catalog.embed(scene_views(image, tiles=tiles))
+    best: dict[str, float] = {}
+    for hits in catalog.search_vectors(xq, k=candidates):
+        for hit in hits:
+            best[hit.product_id] = max(hit.score, best.get(hit.product_id, -np.inf))
+    ranked = sorted(best, key=lambda pid: (-best[pid], pid))[:candidates]
+    ids, feats = [], []
+    for pid in ranked:
+        try:
+            feat = catalog.template_features(pid, matcher=matcher)
+        except ProductNotFoundError:  # deleted since the search
+            continue
+        assert feat is not None
+        ids.append(pid)
+        feats.append(feat)
+    if not feats:
+        return []
+    results = matcher.match_many(
+        feats, image, max_instances=max_instances, score_threshold=score_threshold
+    )
+    found = [
+        (pid, result.instances)
+        for pid, result in zip(ids, results, strict=True)
+        if result.instances
+    ]
+    found.sort(key=lambda item: (-item[1][0].score, -best[item[0]], item[0]))
+    out = []
+    for pid, instances in found[:k]:
+        try:
+            metadata = catalog.get(pid).metadata
+        except ProductNotFoundError:
+            continue
+        out.append(
+            SceneHit(
+                product_id=pid,
+                score=float(instances[0].score),
+                retrieval_score=float(best[pid]),
+                metadata=metadata,
+                instances=list(instances),
+            )
+        )
+    logger.debug(
+        "scene search: %d views, %d candidates, %d verified", len(xq), len(ids), len(found)
+    )
+    return out

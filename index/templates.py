@@ -1,0 +1,140 @@
+"""Caching a matcher's template features in the catalog database.
+
+A product's :class:`matcher.ReferenceFeatures` (the head's template encoding of its
+reference crop) depends on the matcher's recipe *and* weights, so cached features are
+keyed by :func:`matcher_key`: the recipe name and a digest of the network's tensors. They
+are serialised with ``torch.save`` into bytes and read back with ``weights_only=True``;
+:class:`TemplateCache` keeps the most recently used ones in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import threading
+import weakref
+from collections import OrderedDict
+
+import numpy as np
+import torch
+
+from index.products import box_from_json
+from index.store import CatalogStore
+from matcher.siamese_matcher import ReferenceFeatures, SiameseMatcher
+from matcher.structures import Reference
+
+logger = logging.getLogger(__name__)
+
+
+def matcher_key(matcher: SiameseMatcher) -> str:
+    """``"<recipe>:<digest>"`` identifying the matcher's template encoding."""
+    digest = hashlib.sha256(matcher.name.encode())
+    for key, value in sorted(matcher.net.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return f"{matcher.name}:{digest.hexdigest()[:24]}"
+
+
+def features_to_bytes(features: ReferenceFeatures) -> bytes:
+    """Serialise template features (tensors moved to the CPU)."""
+    payload = {
+        "template": [t.detach().cpu() for t in features.template],
+        "size_in_template": torch.tensor(features.size_in_template, dtype=torch.float64),
+        "z_crop": torch.from_numpy(np.ascontiguousarray(features.z_crop)),
+        "recipe": features.recipe,
+        "reference_id": features.reference_id or "",
+    }
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    return buf.getvalue()
+
+
+def features_from_bytes(data: bytes, *, device: torch.device) -> ReferenceFeatures:
+    """Inverse of :func:`features_to_bytes`, with the template on ``device``.
+
+    Raises:
+        pickle.UnpicklingError, RuntimeError, KeyError: the bytes are not such a payload
+            (the catalog then recomputes the features).
+    """
+    payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    w, h = (float(v) for v in payload["size_in_template"].tolist())
+    return ReferenceFeatures(
+        template=[t.to(device) for t in payload["template"]],
+        size_in_template=(w, h),
+        z_crop=payload["z_crop"].numpy(),
+        recipe=str(payload["recipe"]),
+        reference_id=str(payload["reference_id"]) or None,
+    )
+
+
+class TemplateCache:
+    """Template features per ``(matcher key, product seq)``: an in-memory LRU in front of
+    the database's ``templates`` table.
+
+    Args:
+        store: the catalog database.
+        size: entries kept in memory.
+    """
+
+    def __init__(self, store: CatalogStore, *, size: int = 256) -> None:
+        self.store = store
+        self.size = size
+        self._lru: OrderedDict[tuple[str, int], ReferenceFeatures] = OrderedDict()
+        self._keys: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def key(self, matcher: SiameseMatcher) -> str:
+        """:func:`matcher_key`, computed once per matcher object."""
+        with self._lock:
+            key = self._keys.get(matcher)
+        if key is None:
+            key = matcher_key(matcher)
+            with self._lock:
+                self._keys[matcher] = key
+        return key
+
+    def features(
+        self, product_id: str, matcher: SiameseMatcher, *, persist: bool
+    ) -> ReferenceFeatures:
+        """The product's features for ``matcher``: from memory, from the database (if
+        stored for this matcher), or computed from the stored reference image.
+
+        Args:
+            product_id: the product.
+            matcher: the matcher.
+            persist: store computed features in the database (the catalog's own matcher).
+
+        Raises:
+            ProductNotFoundError: unknown id.
+        """
+        key = self.key(matcher)
+        seq, stored_key, blob = self.store.template(product_id)
+        with self._lock:
+            cached = self._lru.get((key, seq))
+            if cached is not None:
+                self._lru.move_to_end((key, seq))
+                return cached
+        feats = None
+        if blob is not None and stored_key == key:
+            try:
+                feats = features_from_bytes(blob, device=matcher.device)
+            except Exception as exc:  # a damaged cache entry is recomputed, never fatal
+                logger.warning("recomputing template features of %r: %s", product_id, exc)
+        if feats is None:
+            row = self.store.get(product_id)
+            assert row.png is not None
+            reference = Reference.from_image(row.png, box_from_json(row.box), id=product_id)
+            feats = matcher.encode_reference(reference)
+            if persist:
+                self.store.set_template(seq, key, features_to_bytes(feats))
+        with self._lock:
+            self._lru[(key, seq)] = feats
+            while len(self._lru) > self.size:
+                self._lru.popitem(last=False)
+        return feats
+
+    def clear(self) -> None:
+        """Forget the in-memory entries."""
+        with self._lock:
+            self._lru.clear()

@@ -1,0 +1,98 @@
+"""Fixtures of the HTTP service tests: small generated images and apps on temp catalogs.
+
+Apps run the ``siamfc_pixels`` recipe (training-free, no weights file) on small scenes so
+that a match takes a fraction of a second on one CPU thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from api.app import create_app
+from tests.api.http_helpers import png_bytes
+from tests.helpers import clutter_scene, paste, product_image
+
+
+@dataclass(frozen=True)
+class Pictures:
+    """The test images.
+
+    Attributes:
+        product: ``(80, 80, 3)`` reference photo of the coffee product.
+        other: ``(80, 80, 3)`` reference photo of another product (astronaut).
+        scene: ``(200, 260, 3)`` cluttered scene with ``product`` pasted at ``box``.
+        box: where the product is in the scene, xyxy.
+    """
+
+    product: np.ndarray
+    other: np.ndarray
+    scene: np.ndarray
+    box: tuple[int, int, int, int]
+
+    @property
+    def product_png(self) -> bytes:
+        return png_bytes(self.product)
+
+    @property
+    def other_png(self) -> bytes:
+        return png_bytes(self.other)
+
+    @property
+    def scene_png(self) -> bytes:
+        return png_bytes(self.scene)
+
+
+@pytest.fixture(scope="session")
+def pictures() -> Pictures:
+    product = cv2.resize(product_image("coffee"), (80, 80), interpolation=cv2.INTER_AREA)
+    other = cv2.resize(product_image("astronaut"), (80, 80), interpolation=cv2.INTER_AREA)
+    box = (140, 70, 220, 150)
+    scene = paste(clutter_scene(200, 260, seed=3), product, box)
+    return Pictures(product=product, other=other, scene=scene, box=box)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op thread: the service tests run small matches, often beside other work."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def make_app(tmp_path, one_torch_thread):
+    """``make_app(**config)``: a test app; ``catalog=True`` gives it a fresh temp catalog."""
+
+    made = []
+
+    def make(*, catalog: bool = False, **config):
+        settings = {"TESTING": True, "RECIPE": "siamfc_pixels", **config}
+        if catalog:
+            settings.setdefault("CATALOG_DIR", str(tmp_path / "catalog"))
+            settings.setdefault("CATALOG_CREATE", True)
+        app = create_app(settings)
+        made.append(app)
+        return app
+
+    yield make
+    for app in made:  # Catalog.close is idempotent
+        opened = app.extensions["siammatch"].catalog
+        if opened is not None:
+            opened.close()
+
+
+@pytest.fixture
+def app(make_app):
+    """An app with an empty temp catalog."""
+    return make_app(catalog=True)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()

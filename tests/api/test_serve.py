@@ -1,0 +1,265 @@
+"""``siammatch serve``: argument checks, the default catalog, the gunicorn command line,
+and one real gunicorn server with two workers spoken to over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+import api.cli
+import api.cli_serve
+from api.default_catalog import ensure_catalog, synth_products
+from index.catalog import Catalog
+from tests.helpers import iou
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def serve_cli(monkeypatch):
+    """``api.cli.main`` with the serve command registered and gunicorn's exec captured."""
+    modules = tuple(dict.fromkeys((*api.cli.COMMAND_MODULES, "api.cli_serve")))
+    monkeypatch.setattr(api.cli, "COMMAND_MODULES", modules)
+    calls = []
+    monkeypatch.setattr(api.cli_serve, "_exec", lambda argv, env: calls.append((argv, env)))
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    return calls
+
+
+def test_serve_prepares_the_catalog_and_execs_gunicorn(serve_cli, tmp_path, capsys):
+    folder = tmp_path / "var" / "catalog"
+    argv = ["serve", "--catalog", str(folder), "--seed-products", "3", "--port", "8137"]
+    assert api.cli.main([*argv, "--workers", "3", "--threads", "2"]) == 0
+    ((command, env),) = serve_cli
+    assert command[:3] == [sys.executable, "-m", "gunicorn"]
+    assert command[-1] == "api.app:create_app()"
+    assert "--preload" not in command
+    assert command[command.index("--bind") + 1] == "127.0.0.1:8137"
+    assert command[command.index("--workers") + 1] == "3"
+    assert command[command.index("--threads") + 1] == "2"
+    assert command[command.index("--config") + 1] == "python:api.gunicorn_conf"
+    assert env["SIAMMATCH_CATALOG"] == str(folder.resolve())
+    assert env["SIAMMATCH_RECIPE"] == api.cli.DEFAULT_RECIPE
+    assert env["SIAMMATCH_DEVICE"] == "cpu"
+    assert "SIAMMATCH_WEIGHTS" not in env
+    assert Path(env["PROMETHEUS_MULTIPROC_DIR"]).is_dir()
+    assert int(env["OMP_NUM_THREADS"]) >= 1
+    assert "created catalog" in capsys.readouterr().err
+    with Catalog(folder, create=False) as catalog:
+        assert len(catalog) == 3
+        product = catalog.get("synth-001")
+        assert product.metadata["synth_id"] == 1 and product.metadata["name"]
+    # A second start keeps the catalog as it is.
+    assert api.cli.main(argv) == 0
+    assert "created catalog" not in capsys.readouterr().err
+
+
+def test_serve_single_worker_without_catalog(serve_cli, monkeypatch):
+    monkeypatch.setenv("SIAMMATCH_CATALOG", "/should/be/dropped")
+    assert api.cli.main(["serve", "--no-catalog", "--workers", "1", "--access-log"]) == 0
+    ((command, env),) = serve_cli
+    assert "SIAMMATCH_CATALOG" not in env
+    assert "PROMETHEUS_MULTIPROC_DIR" not in env  # one worker: plain registry
+    assert command[command.index("--access-logfile") + 1] == "-"
+
+
+def test_metrics_folder_is_emptied(serve_cli, tmp_path, monkeypatch):
+    folder = tmp_path / "prom"
+    folder.mkdir()
+    (folder / "counter_123.db").write_bytes(b"stale")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(folder))
+    assert api.cli.main(["serve", "--no-catalog"]) == 0
+    assert serve_cli[0][1]["PROMETHEUS_MULTIPROC_DIR"] == str(folder)
+    assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--port", "0"], "--port"),
+        (["--workers", "0"], "--workers"),
+        (["--threads", "0"], "--threads"),
+        (["--seed-products", "-1"], "--seed-products"),
+        (["--weights", "missing.pth"], "does not exist"),
+        (["--recipe", "no_such_recipe"], "unknown recipe"),
+        (["--recipe", "siamrpn_alexnet_upchannel"], "needs trained weights"),
+        (["--extra-recipe", "a,b"], "NAME=WEIGHTS"),
+    ],
+)
+def test_serve_mistakes_exit_2(serve_cli, capsys, args, words):
+    assert api.cli.main(["serve", "--no-catalog", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("siammatch: error:")
+    assert words in err[0]
+    assert serve_cli == []
+
+
+def test_default_catalog_is_created_once_and_atomically(tmp_path):
+    folder = tmp_path / "cat"
+    assert ensure_catalog(folder, num_products=2) is True
+    assert ensure_catalog(folder, num_products=5) is False
+    with Catalog(folder, create=False) as catalog:
+        assert len(catalog) == 2
+    assert [p.name for p in tmp_path.iterdir() if "creating" in p.name] == []
+
+
+def test_synth_products_are_deterministic():
+    first = list(synth_products(2, seed=4))
+    again = list(synth_products(2, seed=4))
+    assert [p[0] for p in first] == ["synth-001", "synth-002"]
+    assert all((a[1] == b[1]).all() for a, b in zip(first, again, strict=True))
+    assert first[0][1].shape == (400, 400, 3)
+
+
+def test_gunicorn_master_imports_nothing_heavy():
+    code = (
+        "import sys, api.gunicorn_conf\n"
+        "print(','.join(m for m in ('torch', 'faiss', 'matcher', 'index', 'flask') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ""
+
+
+# -- a real server -------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_ready(base: str, proc: subprocess.Popen, timeout: float = 240.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"siammatch serve exited with status {proc.returncode}")
+        try:
+            response = requests.get(base + "/readyz", timeout=5)
+            if response.status_code == 200:
+                return response.json()
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    pytest.fail("siammatch serve did not become ready")
+
+
+def _mapped_libraries(pid: int) -> str:
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
+@pytest.fixture
+def server(tmp_path):
+    """``siammatch serve`` with 2 workers on a free loopback port, stopped with SIGTERM."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+        "OMP_NUM_THREADS": "1",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "api.cli_serve",
+        "--catalog",
+        str(tmp_path / "catalog"),
+        "--seed-products",
+        "3",
+        "--port",
+        str(port),
+        "--workers",
+        "2",
+    ]
+    log = open(tmp_path / "server.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        ready = _wait_ready(base, proc)
+        yield base, proc, ready, tmp_path / "metrics"
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            status = proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            status = proc.wait()
+        log.close()
+        text = (tmp_path / "server.log").read_text()
+        assert status == 0, text[-3000:]
+        assert "Traceback" not in text, text[-3000:]
+        assert "Control socket listening" not in text  # disabled in api.gunicorn_conf
+
+
+def test_real_server_over_http(server, pictures):
+    base, proc, ready, metrics_dir = server
+    assert ready["catalog"]["products"] == 3
+    assert ready["default_recipe"] == api.cli.DEFAULT_RECIPE
+    # The master (the process we started: serve exec'd gunicorn) never loaded torch or faiss.
+    master_maps = _mapped_libraries(proc.pid)
+    assert "python" in master_maps
+    assert "libtorch" not in master_maps and "faiss" not in master_maps
+
+    session = requests.Session()
+    files = {"reference": ("r.png", pictures.product_png), "scene": ("s.png", pictures.scene_png)}
+    # Two matches at once: with sync workers, each worker takes one.
+    with ThreadPoolExecutor(2) as pool:
+        matches = list(
+            pool.map(lambda _: requests.post(base + "/v1/match", files=files, timeout=120), [0, 1])
+        )
+    for match in matches:
+        assert match.status_code == 200, match.text
+        assert iou(match.json()["instances"][0]["box"], pictures.box) >= 0.8
+
+    added = session.post(
+        base + "/v1/catalog",
+        files={"image": ("p.png", pictures.product_png)},
+        data={"id": "coffee", "metadata": json.dumps({"name": "Coffee"})},
+        timeout=120,
+    )
+    assert added.status_code == 201, added.text
+    # Every worker sees the product at once (the catalog's change log syncs them).
+    for _ in range(4):
+        got = session.get(base + "/v1/catalog/coffee", timeout=30)
+        assert got.status_code == 200 and got.json()["metadata"] == {"name": "Coffee"}
+
+    search = session.post(
+        base + "/v1/search",
+        files={"scene": ("s.png", pictures.scene_png)},
+        data={"k": "3"},
+        timeout=120,
+    )
+    assert search.status_code == 200, search.text
+    results = search.json()["results"]
+    assert results and results[0]["product_id"] == "coffee"
+    assert iou(results[0]["instances"][0]["box"], pictures.box) >= 0.8
+
+    bad = session.post(base + "/v1/match", files={"scene": ("s.png", b"junk")}, timeout=30)
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "missing_field"
+
+    for _ in range(6):
+        assert session.get(base + "/healthz", timeout=30).status_code == 200
+    # Multiprocess mode: whichever worker answers, /metrics counts all workers' requests.
+    worker_pids = {f.stem.rsplit("_", 1)[-1] for f in metrics_dir.glob("*.db")}
+    assert len(worker_pids) == 2  # both workers served and wrote their metric files
+    for _ in range(3):
+        text = session.get(base + "/metrics", timeout=30).text
+        for line in (
+            'siammatch_http_requests_total{method="GET",route="/healthz",status="200"} 6.0',
+            'siammatch_http_requests_total{method="POST",route="/v1/match",status="200"} 2.0',
+            'siammatch_http_requests_total{method="POST",route="/v1/search",status="200"} 1.0',
+        ):
+            assert line in text

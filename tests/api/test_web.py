@@ -1,0 +1,195 @@
+"""The web page at ``/``: served without external resources, and working in a browser.
+
+The browser test drives Debian's headless ``chromium`` over the DevTools pipe
+(:mod:`tests.cdp`): it uploads a reference and a scene, presses *Match* and checks the
+drawing on the canvas, the instance table, and the page's RLE decoder against
+pycocotools. Chromium is found on ``PATH`` or installed with ``apt-get`` (root only); the
+test is skipped, with the reason, only when neither works.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from werkzeug.serving import make_server
+
+from matcher.masks import encode_rle
+from tests.api.http_helpers import upload
+from tests.cdp import Browser, find_chromium, install_chromium
+
+STATIC = Path(__file__).resolve().parents[2] / "api" / "static"
+TEMPLATES = Path(__file__).resolve().parents[2] / "api" / "templates"
+
+
+def test_page_renders_its_form(make_app):
+    client = make_app(API_KEY="k").test_client()
+    response = client.get("/")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    for element in ('id="reference-file"', 'id="scene-file"', 'id="canvas"', 'id="api-key"'):
+        assert element in html
+    assert '<option value="siamfc_pixels" selected>' in html
+    assert 'src="/static/siammatch.js"' in html
+    script = client.get("/static/siammatch.js")
+    assert script.status_code == 200 and "javascript" in script.mimetype
+    assert client.get("/static/siammatch.css").mimetype == "text/css"
+
+
+def test_page_without_key_has_no_key_field(make_app):
+    html = make_app().test_client().get("/").get_data(as_text=True)
+    assert 'id="api-key"' not in html
+
+
+def test_page_loads_nothing_from_outside():
+    for path in [*STATIC.iterdir(), *TEMPLATES.iterdir()]:
+        text = path.read_text()
+        assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text, re.I), path
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    path = find_chromium()
+    if path is None:
+        path, why = install_chromium()
+        if path is None:
+            pytest.skip(f"headless chromium cannot run here: {why}")
+    return path
+
+
+@contextlib.contextmanager
+def serving(app):
+    """``app`` served on a free loopback port by werkzeug, in a thread; yields its URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server(make_app):
+    """An app without catalog, served on loopback."""
+    app = make_app()
+    with serving(app) as base:
+        yield base, app
+
+
+STATUS = "document.getElementById('status')"
+
+
+def _wait_done(browser) -> str:
+    state = browser.wait_for(
+        f"['done', 'error'].includes({STATUS}.dataset.state) && {STATUS}.dataset.state"
+    )
+    text = browser.evaluate(f"{STATUS}.textContent")
+    assert state == "done", text
+    return text
+
+
+def test_browser_upload_draws_the_result(chromium, live_server, pictures, tmp_path):
+    base, app = live_server
+    reference = tmp_path / "reference.png"
+    scene = tmp_path / "scene.png"
+    Image.fromarray(pictures.product).save(reference)
+    Image.fromarray(pictures.scene).save(scene)
+    expected = (
+        app.test_client()
+        .post(
+            "/v1/match",
+            data={"reference": upload(pictures.product_png), "scene": upload(pictures.scene_png)},
+        )
+        .get_json()
+    )
+    count = len(expected["instances"])
+    assert count >= 1
+
+    with Browser(chromium) as browser:
+        browser.navigate(base + "/")
+        browser.set_files("#reference-file", [reference])
+        browser.set_files("#scene-file", [scene])
+        browser.evaluate("document.getElementById('match-button').click()")
+        status = _wait_done(browser)
+        assert browser.evaluate(f"{STATUS}.dataset.count") == str(count)
+        assert f"{count} instance" in status
+        rows = browser.evaluate("document.querySelectorAll('#instances tbody tr').length")
+        assert rows == count
+        size = browser.evaluate("[canvas.width, canvas.height]")
+        assert size == [pictures.scene.shape[1], pictures.scene.shape[0]]
+        # The first box's left edge is stroked in the first palette colour.
+        x0, y0, _, y1 = (round(v) for v in expected["instances"][0]["box"])
+        colour = browser.evaluate("siammatch.palette(0)")
+        strip = browser.evaluate(
+            f"Array.from(canvas.getContext('2d').getImageData({x0 - 3}, {(y0 + y1) // 2}, 7, 1)"
+            ".data)"
+        )
+        pixels = np.array(strip).reshape(7, 4)[:, :3]
+        assert np.abs(pixels - np.array(colour)).max(axis=1).min() <= 8, pixels
+        # Away from the drawings the canvas shows the scene itself.
+        scene_pixel = browser.evaluate(
+            "Array.from(canvas.getContext('2d').getImageData(5, 195, 1, 1).data)"
+        )
+        assert np.abs(np.array(scene_pixel[:3]) - pictures.scene[195, 5]).max() <= 2
+
+
+def test_browser_rle_decoder_matches_pycocotools(chromium, live_server):
+    base, _ = live_server
+    rng = np.random.default_rng(0)
+    mask = np.zeros((37, 53), bool)
+    mask[5:30, 10:40] = True
+    mask[rng.random(mask.shape) < 0.05] ^= True
+    rle = encode_rle(mask)
+    with Browser(chromium) as browser:
+        browser.navigate(base + "/")
+        decoded = browser.evaluate(
+            f"(() => {{ const m = siammatch.decodeRle({{size: {rle['size']}, "
+            f"counts: {rle['counts']!r}}}); return [m.height, m.width, Array.from(m.data)]; }})()"
+        )
+    height, width, data = decoded
+    assert (height, width) == mask.shape
+    assert np.array_equal(np.array(data, dtype=bool).reshape(height, width), mask)
+
+
+def test_browser_catalog_reference_and_search(chromium, make_app, pictures, tmp_path):
+    app = make_app(catalog=True)
+    client = app.test_client()
+    for pid, data in (("coffee", pictures.product_png), ("astronaut", pictures.other_png)):
+        added = client.post("/v1/catalog", data={"id": pid, "image": upload(data)})
+        assert added.status_code == 201
+    scene = tmp_path / "scene.png"
+    Image.fromarray(pictures.scene).save(scene)
+    with serving(app) as base, Browser(chromium) as browser:
+        browser.navigate(base + "/")
+        options = browser.wait_for(
+            "Array.from(document.querySelectorAll('#catalog-select option'))"
+            ".map(o => o.value).filter(v => v).join(',')"
+        )
+        assert options == "astronaut,coffee"
+        browser.evaluate(
+            "(() => { const s = document.getElementById('catalog-select'); s.value = 'coffee';"
+            " s.dispatchEvent(new Event('change')); })()"
+        )
+        browser.wait_for("!document.getElementById('reference-preview').hidden")
+        browser.set_files("#scene-file", [scene])
+        browser.evaluate("document.getElementById('match-button').click()")
+        assert "1 instance found" in _wait_done(browser)
+        assert (
+            browser.evaluate(
+                "document.querySelector('#instances tbody td:nth-child(2)').textContent"
+            )
+            == "coffee"
+        )
+        browser.evaluate("document.getElementById('search-button').click()")
+        assert "1 product found" in _wait_done(browser)
+        label = browser.evaluate(
+            "document.querySelector('#instances tbody td:nth-child(2)').textContent"
+        )
+        assert label == "coffee"

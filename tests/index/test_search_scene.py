@@ -1,0 +1,94 @@
+"""Scene search: retrieval over scene views, one batched verification, re-ranking."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import matcher
+from index.catalog import Catalog
+from index.search import SceneHit, scene_views, search_scene
+from matcher.errors import InvalidArgumentError
+from tests.helpers import clutter_scene, iou, paste, product_image
+
+PRODUCTS = ("astronaut", "coffee", "rocket", "chelsea")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    m = matcher.load("siamfc_pixels")
+    cat = Catalog(tmp_path_factory.mktemp("scene") / "cat", matcher=m)
+    for name in PRODUCTS:
+        cat.add(name, product_image(name), metadata={"name": name.title()})
+    yield cat, m
+    cat.close()
+
+
+def test_the_pasted_product_ranks_first(setup, monkeypatch):
+    cat, m = setup
+    box = (250, 120, 350, 220)
+    scene = paste(clutter_scene(360, 480, seed=3), product_image("rocket"), box)
+    calls = []
+    original = m.match_many
+
+    def counting(references, *args, **kwargs):
+        calls.append(len(references))
+        return original(references, *args, **kwargs)
+
+    monkeypatch.setattr(m, "match_many", counting)
+    hits = search_scene(cat, m, scene, k=3, candidates=4)
+    assert calls == [4]  # every candidate verified in one batched call
+    assert hits and isinstance(hits[0], SceneHit)
+    best = hits[0]
+    assert best.product_id == "rocket"
+    assert best.metadata == {"name": "Rocket"}
+    assert iou(best.instances[0].box, box) >= 0.7
+    assert best.score == best.instances[0].score
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    data = json.loads(json.dumps([h.to_dict() for h in hits]))
+    assert data[0]["product_id"] == "rocket" and len(data[0]["instances"][0]["box"]) == 4
+    assert matcher.Instance.from_dict(data[0]["instances"][0]).box == pytest.approx(
+        best.instances[0].box, abs=1e-3
+    )
+
+
+def test_two_products_in_one_scene(setup):
+    cat, m = setup
+    scene = clutter_scene(400, 560, seed=5)
+    scene = paste(scene, product_image("coffee"), (40, 60, 150, 170))
+    scene = paste(scene, product_image("chelsea"), (380, 220, 500, 340))
+    hits = search_scene(cat, m, scene, k=4, candidates=4)
+    found = {h.product_id: h for h in hits}
+    assert {"coffee", "chelsea"} <= set(found)
+    assert iou(found["coffee"].instances[0].box, (40, 60, 150, 170)) >= 0.7
+    assert iou(found["chelsea"].instances[0].box, (380, 220, 500, 340)) >= 0.7
+    assert set(list(found)[:2]) == {"coffee", "chelsea"}
+
+
+def test_scene_views_cover_the_scene():
+    scene = np.zeros((100, 160, 3), np.uint8)
+    views = scene_views(scene, tiles=3)
+    assert len(views) == 10 and views[0] is scene
+    assert all(v.shape == (50, 80, 3) for v in views[1:])
+    for v in views[1:]:  # views share the scene's memory: mark what they cover
+        v += 1
+    assert scene.min() >= 1 and scene.max() == 4  # the centre lies in four windows
+    assert len(scene_views(scene, tiles=0)) == 1
+
+
+def test_argument_checks(setup):
+    cat, m = setup
+    scene = clutter_scene(120, 160, seed=1)
+    for kwargs in ({"k": 0}, {"candidates": 0}, {"k": 5, "candidates": 3}, {"tiles": -1}):
+        with pytest.raises(InvalidArgumentError):
+            search_scene(cat, m, scene, **kwargs)
+    with pytest.raises(InvalidArgumentError):
+        search_scene(cat, m, scene, score_threshold=2.0)
+
+
+def test_empty_catalog(tmp_path):
+    m = matcher.load("siamfc_pixels")
+    with Catalog(tmp_path / "empty", matcher=m) as cat:
+        assert search_scene(cat, m, clutter_scene(120, 160, seed=1)) == []
