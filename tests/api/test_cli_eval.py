@@ -205,3 +205,29 @@ def test_bad_input_gives_one_line_and_exit_2(small, tmp_path, capsys, case, mess
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("siammatch: error: "), err
     assert message in lines[0]
+
+
+def test_siam_mask_rcnn_r50_end_to_end_with_masks(synth, tmp_path, capsys):
+    import torch
+
+    import matcher
+    from matcher.checkpoints import save_checkpoint
+
+    torch.manual_seed(0)
+    untrained = matcher.build(matcher.load_recipe("siam_mask_rcnn_r50"))
+    weights = tmp_path / "smrcnn.pth"
+    save_checkpoint(weights, untrained.net, untrained.recipe.to_dict())
+    report_path = tmp_path / "r.json"
+    args = ["--ann", synth["ann"], "--split-file", synth["split"], "--runs", 1, "--seed", 0]
+    args += ["--min-ref-size", 8, "--recipe", "siam_mask_rcnn_r50", "--weights", weights]
+    args += ["--set", "model.detection.min_size=160", "--set", "model.detection.max_size=208"]
+    args += ["--score-floor", "0.0", "--no-progress", "-o", report_path]
+    code, _, err = run(args, capsys)
+    assert code == 0, err
+    report = json.loads(report_path.read_text())
+    assert report["source"]["recipe"] == "siam_mask_rcnn_r50"
+    assert report["segm_evaluated"]  # the detector's masks were scored
+    for group in ("unseen", "seen"):
+        for metric in ("AP50", "AP"):
+            value = report["groups"][group]["segm"][metric]["runs"][0]
+            assert 0.0 <= value <= 1.0

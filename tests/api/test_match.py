@@ -231,3 +231,23 @@ def test_json_and_multipart_give_the_same_result(plain_client, pictures):
     ).get_json()
     assert a["instances"] == b["instances"]
     assert png_bytes(pictures.product) == pictures.product_png
+
+
+def test_a_classical_baseline_can_be_the_served_matcher(make_app):
+    from tests.helpers import clutter_scene, paste, product_image
+
+    product = product_image("coffee")  # 200x200, textured enough for SIFT
+    box = (150, 90, 330, 270)
+    scene = paste(clutter_scene(360, 480, seed=4), product, box)
+    client = make_app(RECIPE="baseline_sift").test_client()
+    data = {
+        "reference": upload(png_bytes(product), "ref.png"),
+        "scene": upload(png_bytes(scene), "scene.png"),
+    }
+    response = client.post("/v1/match", data=data)
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert body["recipe"] == "baseline_sift"
+    assert body["instances"], body
+    best = Instance.from_dict(body["instances"][0])
+    assert iou(best.box, box) >= 0.5
