@@ -21,7 +21,12 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from matcher.errors import ImageTooLargeError, InvalidBoxError, InvalidImageError
+from matcher.errors import (
+    ImageTooLargeError,
+    InvalidArgumentError,
+    InvalidBoxError,
+    InvalidImageError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -247,3 +252,40 @@ def validate_box(
             f"{name} ({x0:g},{y0:g},{x1:g},{y1:g}) is smaller than {min_side:g} px"
         )
     return (x0, y0, x1, y1)
+
+
+#: Most instances one ``match`` call may return.
+MAX_INSTANCES_LIMIT = 100
+
+
+def resolve_match_limits(
+    max_instances: int | None,
+    score_threshold: float | None,
+    *,
+    default_max_instances: int,
+    default_threshold: float,
+) -> tuple[int, float]:
+    """Validate ``match``'s ``max_instances`` and ``score_threshold`` (``None``: default).
+
+    Raises:
+        InvalidArgumentError: not an integer in ``[1, 100]`` / not a number in ``[0, 1]``.
+    """
+    if max_instances is None:
+        max_instances = default_max_instances
+    if score_threshold is None:
+        score_threshold = default_threshold
+    if isinstance(max_instances, bool) or not isinstance(max_instances, int | np.integer):
+        raise InvalidArgumentError(f"max_instances must be an integer, got {max_instances!r}")
+    if not 1 <= max_instances <= MAX_INSTANCES_LIMIT:
+        raise InvalidArgumentError(
+            f"max_instances must be between 1 and {MAX_INSTANCES_LIMIT}, got {max_instances}"
+        )
+    try:
+        threshold = float(score_threshold)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(
+            f"score_threshold must be a number, got {score_threshold!r}"
+        ) from None
+    if not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
+        raise InvalidArgumentError(f"score_threshold must be within [0, 1], got {threshold}")
+    return int(max_instances), threshold

@@ -12,7 +12,6 @@ however many references it is matched against; each instance comes with its own 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,7 +20,7 @@ import torch
 
 from matcher.config import Recipe
 from matcher.errors import InvalidArgumentError, NoTrackingModeError
-from matcher.images import ImageLike, load_image
+from matcher.images import ImageLike, load_image, resolve_match_limits
 from matcher.inference.reference_crop import reference_crop
 from matcher.masks import largest_contour_polygon
 from matcher.models.siam_mask_rcnn import SiamMaskRCNN, paste_masks
@@ -30,7 +29,6 @@ from matcher.structures import Instance, MatchResult, Reference
 logger = logging.getLogger(__name__)
 
 #: Most instances a single call may ask for (as for the Siamese matchers).
-MAX_INSTANCES_LIMIT = 100
 #: References matched against the scene in one pass of the heads (bounds the memory).
 REFERENCES_PER_PASS = 8
 
@@ -243,27 +241,12 @@ class SiamMaskRCNNMatcher:
         self, max_instances: int | None, score_threshold: float | None
     ) -> tuple[int, float]:
         cfg = self.recipe.inference.match
-        if max_instances is None:
-            max_instances = cfg.max_instances
-        if score_threshold is None:
-            score_threshold = cfg.score_threshold
-        if isinstance(max_instances, bool) or not isinstance(max_instances, int | np.integer):
-            raise InvalidArgumentError(f"max_instances must be an integer, got {max_instances!r}")
-        if not 1 <= max_instances <= MAX_INSTANCES_LIMIT:
-            raise InvalidArgumentError(
-                f"max_instances must be between 1 and {MAX_INSTANCES_LIMIT}, got {max_instances}"
-            )
-        try:
-            score_threshold = float(score_threshold)
-        except (TypeError, ValueError):
-            raise InvalidArgumentError(
-                f"score_threshold must be a number, got {score_threshold!r}"
-            ) from None
-        if not (math.isfinite(score_threshold) and 0.0 <= score_threshold <= 1.0):
-            raise InvalidArgumentError(
-                f"score_threshold must be within [0, 1], got {score_threshold}"
-            )
-        return int(max_instances), score_threshold
+        return resolve_match_limits(
+            max_instances,
+            score_threshold,
+            default_max_instances=cfg.max_instances,
+            default_threshold=cfg.score_threshold,
+        )
 
     # -- no tracking mode ----------------------------------------------------------------
 

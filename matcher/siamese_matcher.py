@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,7 +18,7 @@ import torch
 
 from matcher.config import Recipe, score_offset
 from matcher.errors import InvalidArgumentError
-from matcher.images import ImageLike, load_image
+from matcher.images import ImageLike, load_image, resolve_match_limits
 from matcher.inference.decode import MatchDecoder, ReferenceGeometry
 from matcher.inference.distractors import (
     LocalGeometry,
@@ -37,7 +36,6 @@ from matcher.structures import Instance, MatchResult, Reference
 logger = logging.getLogger(__name__)
 
 #: Most instances a single call may ask for.
-MAX_INSTANCES_LIMIT = 100
 
 
 @dataclass(frozen=True, eq=False)
@@ -269,26 +267,12 @@ class SiameseMatcher:
         self, max_instances: int | None, score_threshold: float | None
     ) -> SearchParams:
         cfg = self.recipe.inference.match
-        if max_instances is None:
-            max_instances = cfg.max_instances
-        if score_threshold is None:
-            score_threshold = cfg.score_threshold
-        if isinstance(max_instances, bool) or not isinstance(max_instances, int | np.integer):
-            raise InvalidArgumentError(f"max_instances must be an integer, got {max_instances!r}")
-        if not 1 <= max_instances <= MAX_INSTANCES_LIMIT:
-            raise InvalidArgumentError(
-                f"max_instances must be between 1 and {MAX_INSTANCES_LIMIT}, got {max_instances}"
-            )
-        try:
-            score_threshold = float(score_threshold)
-        except (TypeError, ValueError):
-            raise InvalidArgumentError(
-                f"score_threshold must be a number, got {score_threshold!r}"
-            ) from None
-        if not (math.isfinite(score_threshold) and 0.0 <= score_threshold <= 1.0):
-            raise InvalidArgumentError(
-                f"score_threshold must be within [0, 1], got {score_threshold}"
-            )
+        max_instances, score_threshold = resolve_match_limits(
+            max_instances,
+            score_threshold,
+            default_max_instances=cfg.max_instances,
+            default_threshold=cfg.score_threshold,
+        )
         return SearchParams(
             score_threshold=score_threshold,
             max_instances=int(max_instances),

@@ -24,11 +24,10 @@ import torch
 import yaml
 
 from matcher.errors import ConfigError, InvalidArgumentError
-from matcher.images import ImageLike, load_image
+from matcher.images import ImageLike, load_image, resolve_match_limits
 from matcher.structures import Instance, MatchResult, Reference
 
 #: Most instances a single call may ask for (as for the Siamese matchers).
-MAX_INSTANCES_LIMIT = 100
 
 P = TypeVar("P")
 
@@ -88,39 +87,6 @@ def check_range(name: str, value: float, lo: float, hi: float) -> None:
     """Raise :class:`ConfigError` unless ``lo <= value <= hi`` (and finite)."""
     if not (math.isfinite(value) and lo <= value <= hi):
         raise ConfigError(f"parameter {name} must be within [{lo:g}, {hi:g}], got {value!r}")
-
-
-def resolve_limits(
-    max_instances: int | None,
-    score_threshold: float | None,
-    *,
-    default_max_instances: int,
-    default_threshold: float,
-) -> tuple[int, float]:
-    """Validate ``match``'s ``max_instances`` and ``score_threshold`` (``None``: default).
-
-    Raises:
-        InvalidArgumentError: not an integer in ``[1, 100]`` / not a number in ``[0, 1]``.
-    """
-    if max_instances is None:
-        max_instances = default_max_instances
-    if score_threshold is None:
-        score_threshold = default_threshold
-    if isinstance(max_instances, bool) or not isinstance(max_instances, int | np.integer):
-        raise InvalidArgumentError(f"max_instances must be an integer, got {max_instances!r}")
-    if not 1 <= max_instances <= MAX_INSTANCES_LIMIT:
-        raise InvalidArgumentError(
-            f"max_instances must be between 1 and {MAX_INSTANCES_LIMIT}, got {max_instances}"
-        )
-    try:
-        threshold = float(score_threshold)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(
-            f"score_threshold must be a number, got {score_threshold!r}"
-        ) from None
-    if not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
-        raise InvalidArgumentError(f"score_threshold must be within [0, 1], got {threshold}")
-    return int(max_instances), threshold
 
 
 def check_reference(reference: object) -> Reference:
@@ -271,7 +237,7 @@ class BaselineMatcher:
         Returns:
             One :class:`MatchResult` per reference, in order.
         """
-        limit, threshold = resolve_limits(
+        limit, threshold = resolve_match_limits(
             max_instances,
             score_threshold,
             default_max_instances=self.params.max_instances,
