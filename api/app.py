@@ -180,11 +180,7 @@ def load_matchers(
 
 def _load_matcher(recipe: str | None, weights: str | None, device: str) -> Any:
     loaded = matcher.load(recipe, weights, device=device)
-    if (
-        weights is None
-        and matcher.shipped_weights(loaded.name) is None
-        and any(p.numel() for p in loaded.net.parameters())
-    ):
+    if matcher.runs_untrained(loaded, weights):
         raise ConfigError(
             f"recipe {loaded.name!r} needs trained weights: give its weights file "
             "(WEIGHTS, or name=weights in EXTRA_RECIPES)"

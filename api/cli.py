@@ -156,11 +156,7 @@ def _load_matcher(args: argparse.Namespace):
         raise UsageError(f"weights file {weights!r} does not exist")
     recipe = args.recipe or (None if weights else DEFAULT_RECIPE)
     m = matcher.load(recipe, weights, device=args.device, overrides=args.overrides or None)
-    if (
-        weights is None
-        and matcher.shipped_weights(m.name) is None
-        and any(p.numel() for p in m.net.parameters())
-    ):
+    if matcher.runs_untrained(m, weights):
         raise UsageError(
             f"recipe {m.name!r} needs trained weights: pass --weights FILE (a published "
             "checkpoint of that model or a siammatch checkpoint)"

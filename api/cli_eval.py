@@ -285,15 +285,7 @@ def _load_matcher(args: argparse.Namespace) -> Any:
     m = matcher.load(
         args.recipe, args.weights, device=args.device, overrides=args.overrides or None
     )
-    net = getattr(m, "net", None)
-    parameters = getattr(net, "parameters", None)
-    shipped = matcher.shipped_weights(getattr(m, "name", ""))
-    if (
-        args.weights is None
-        and shipped is None
-        and callable(parameters)
-        and any(p.numel() for p in parameters())
-    ):
+    if matcher.runs_untrained(m, args.weights):
         raise InvalidArgumentError(
             f"recipe {getattr(m, 'name', args.recipe)!r} needs trained weights: pass --weights FILE"
         )

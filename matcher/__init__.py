@@ -10,7 +10,14 @@ Typical use::
 This package imports nothing from ``api``, ``index`` or ``trainers``, nor Flask or FAISS.
 """
 
-from matcher.builder import FAMILIES, build, load, resolve_device, shipped_weights
+from matcher.builder import (
+    FAMILIES,
+    build,
+    load,
+    resolve_device,
+    runs_untrained,
+    shipped_weights,
+)
 from matcher.config import Recipe
 from matcher.errors import (
     CatalogError,
@@ -61,6 +68,7 @@ __all__ = [
     "load_recipe",
     "parse_box",
     "resolve_device",
+    "runs_untrained",
     "shipped_weights",
     "validate_box",
 ]

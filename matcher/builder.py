@@ -175,6 +175,15 @@ def shipped_weights(recipe_name: str) -> Path | None:
     return path if path.is_file() else None
 
 
+def runs_untrained(m: Any, weights: str | os.PathLike | None) -> bool:
+    """Whether a matcher loaded with ``weights`` has learnable parameters but no trained
+    values (no weights given and none shipped): match results would be meaningless."""
+    if weights is not None or shipped_weights(getattr(m, "name", "")) is not None:
+        return False
+    parameters = getattr(getattr(m, "net", None), "parameters", None)
+    return callable(parameters) and any(p.numel() for p in parameters())
+
+
 def load(
     recipe: str | os.PathLike | Recipe | None = None,
     weights: str | os.PathLike | None = None,

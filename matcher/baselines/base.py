@@ -11,6 +11,7 @@ validation recipes get.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import difflib
 import math
@@ -170,7 +171,7 @@ def foreground_mask(
     return mask
 
 
-class BaselineMatcher:
+class BaselineMatcher(abc.ABC):
     """Common face of the classical matchers: validation, ``match`` and no tracking.
 
     Subclasses set :attr:`name` and :attr:`features_type` (a frozen dataclass with
@@ -193,9 +194,9 @@ class BaselineMatcher:
         self.device = torch.device("cpu")
         self.net = torch.nn.Module()  # no learned parameters
 
-    def encode_reference(self, reference: Reference) -> Any:  # pragma: no cover - abstract
+    @abc.abstractmethod
+    def encode_reference(self, reference: Reference) -> Any:
         """Prepare a reference once for any number of ``match`` calls."""
-        raise NotImplementedError
 
     def match(
         self,
@@ -279,10 +280,12 @@ class BaselineMatcher:
 
     # -- for subclasses ------------------------------------------------------------------
 
-    def _prepare_scene(self, image: np.ndarray) -> Any:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _prepare_scene(self, image: np.ndarray) -> Any:
+        """Per-scene work shared by every reference matched in it."""
 
+    @abc.abstractmethod
     def _match_features(
         self, feats: Any, prepared: Any, max_instances: int, threshold: float
-    ) -> tuple[Instance, ...]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    ) -> tuple[Instance, ...]:
+        """Instances of one encoded reference in a prepared scene, best first."""

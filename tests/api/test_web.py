@@ -57,7 +57,7 @@ def chromium() -> str:
     path = find_chromium()
     if path is None:
         path, why = install_chromium()
-        if path is None:
+        if path is None:  # the rule: skip, naming why, only when it cannot run
             pytest.skip(f"headless chromium cannot run here: {why}")
     return path
 
