@@ -23,7 +23,8 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_RECIPE = "siamfc_pixels"
+#: The shipped trained matcher (weights/siammask_small.pth, verified by embedder_default.pth).
+DEFAULT_RECIPE = "siammask_small"
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 

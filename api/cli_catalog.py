@@ -91,7 +91,7 @@ def _catalog_args(p: argparse.ArgumentParser, *, creating: bool = False) -> None
 
 def _open(args: argparse.Namespace, *, create: bool = False, matcher: Any = None):
     from index.catalog import Catalog
-    from index.embedder import load_embedder
+    from matcher.embedder import load_embedder
 
     embedder = load_embedder(args.embedder) if getattr(args, "embedder", None) else None
     return Catalog(

@@ -22,7 +22,7 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MATCHERS = "siamfc_pixels,baseline_sift,baseline_template"
+DEFAULT_MATCHERS = "siammask_small,baseline_sift,baseline_template"
 DEFAULT_SCENES = 100
 DEFAULT_DATA_ROOT = Path("var/eval")
 #: Seed of the held-out set. Recipes train on small seeds (``configs/tiny/_data.yaml``: 11

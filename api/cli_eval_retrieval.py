@@ -43,7 +43,7 @@ def add_retrieval(benchmarks: argparse._SubParsersAction) -> None:
 def cmd_eval_retrieval(args: argparse.Namespace) -> int:
     """Run ``siammatch eval retrieval``; prints a Markdown table."""
     from api.cli import UsageError
-    from index.embedder import build_embedder, load_embedder
+    from matcher.embedder import build_embedder, load_embedder
     from trainers.evaluate.heldout import ensure_held_out_set
     from trainers.evaluate.retrieval import PooledFeatures, evaluate_embedders
 

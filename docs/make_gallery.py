@@ -7,7 +7,8 @@ a blur), sometimes twice, and sometimes beside a *lookalike* (the same crop with
 turned, the "other flavour" of a product line). The matcher's instances are drawn with
 :func:`api.render.draw_instances` (boxes, masks, polygons, scores) and the true outlines as
 thin white lines; each case becomes ``OUT/<case>.png`` (reference beside the annotated
-scene) and all of them ``OUT/strip.png``.
+scene) and all of them ``OUT/strip.png``; ``OUT/shelves.png`` adds three scenes of the
+synthetic generator with products no model was trained on (the shipped models' domain).
 
 Usage (from the repository root)::
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +41,8 @@ from api.render import draw_instances  # noqa: E402
 logger = logging.getLogger("make_gallery")
 
 SCENE_HW = (420, 640)
+#: Seed of the synthetic shelves (no recipe trains or validates on it).
+SHELF_SEED = 31337
 PANEL_GAP = 8
 HEADER = 30
 
@@ -190,6 +194,38 @@ def case_small(rng: np.random.Generator) -> Case:
     return Case("small", "small product, lookalike on the left", product, scene, (truth,))
 
 
+def shelf_cases(root: Path, seed: int, count: int = 3) -> list[Case]:
+    """Scenes of the synthetic generator at a seed no recipe trains on (products the shipped
+    models never saw; the generator's backgrounds are scikit-image photos): in each scene the
+    most visible product, its catalog photo as the reference, all its instances as truth."""
+    import json
+
+    from trainers.data.synth import generate
+
+    data = Path(generate(root, num_products=12, num_scenes=count, seed=seed, workers=1))
+    document = json.loads((data / "annotations.json").read_text())
+    products = {p["id"]: p for p in document["products"]}
+    cases = []
+    for image in sorted(document["images"], key=lambda im: im["id"]):
+        anns = [
+            a
+            for a in document["annotations"]
+            if a["image_id"] == image["id"] and not a.get("iscrowd", 0)
+        ]
+        pid = max(anns, key=lambda a: a["area"])["category_id"]
+        truth = tuple(
+            np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], np.float64)
+            for x, y, w, h in (a["bbox"] for a in anns if a["category_id"] == pid)
+        )
+        scene = cv2.cvtColor(
+            cv2.imread(str(data / "images" / image["file_name"])), cv2.COLOR_BGR2RGB
+        )
+        product = cv2.cvtColor(cv2.imread(str(data / products[pid]["catalog"])), cv2.COLOR_BGR2RGB)
+        title = f"unseen product on a synthetic {image.get('layout', 'scene')}"
+        cases.append(Case(f"shelf_{image['id']}", title, product, scene, truth))
+    return cases
+
+
 CASES: tuple[Callable[[np.random.Generator], Case], ...] = (
     case_perspective,
     case_two_facings,
@@ -288,6 +324,14 @@ def main(argv: list[str] | None = None) -> int:
         save(out / f"{case.name}.png", panels[-1])
         logger.info("%s: %d instance(s)", case.name, len(result.instances))
     save(out / "strip.png", strip(panels))
+    with tempfile.TemporaryDirectory() as tmp:
+        shelves = []
+        for case in shelf_cases(Path(tmp) / "synth", seed=SHELF_SEED):
+            reference = matcher.Reference.from_image(case.product, id=case.name)
+            result = m.match(reference, case.scene, max_instances=5)
+            shelves.append(panel(case, result, m.name))
+            logger.info("%s: %d instance(s)", case.name, len(result.instances))
+    save(out / "shelves.png", strip(shelves))
     logger.info("gallery written to %s/", out)
     return 0
 

@@ -12,7 +12,9 @@ Typical use::
 """
 
 from index.catalog import Catalog
-from index.embedder import (
+from index.products import Hit, Product
+from index.search import SceneHit, search_scene
+from matcher.embedder import (
     Embedder,
     EmbedderSpec,
     build_embedder,
@@ -20,8 +22,6 @@ from index.embedder import (
     load_embedder,
     save_embedder,
 )
-from index.products import Hit, Product
-from index.search import SceneHit, search_scene
 
 __all__ = [
     "Catalog",

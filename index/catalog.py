@@ -44,12 +44,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from index.embedder import (
-    Embedder,
-    EmbedderSpec,
-    default_embedder,
-    embedder_fingerprint,
-)
 from index.embedder_store import (
     embedder_blobs,
     embedder_settings,
@@ -71,6 +65,12 @@ from index.products import (
 from index.store import DB_NAME, CatalogStore, NewProduct, ProductRow, StaleEmbedderError
 from index.synced_index import INDEX_NAME, SyncedIndex
 from index.templates import TemplateCache, features_to_bytes
+from matcher.embedder import (
+    Embedder,
+    EmbedderSpec,
+    default_embedder,
+    embedder_fingerprint,
+)
 from matcher.errors import (
     CatalogError,
     DuplicateProductError,
@@ -99,7 +99,7 @@ class Catalog:
     Args:
         path: the catalog folder (created with ``create``).
         embedder: the embedder; ``None`` uses the catalog's own (a new catalog gets the
-            shipped default, :func:`~index.embedder.default_embedder`). A catalog made
+            shipped default, :func:`~matcher.embedder.default_embedder`). A catalog made
             with another embedder refuses it unless ``replace_embedder``.
         factory: FAISS ``index_factory`` string for a new catalog (``"Flat"``,
             ``"IVF1024,Flat"``, ``"HNSW32"``, ``"IVF1024,PQ32"`` ...). An existing catalog keeps

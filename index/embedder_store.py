@@ -1,6 +1,6 @@
 """The catalog's embedder, kept in its database, and replacing it.
 
-The embedder's checkpoint (:func:`index.embedder.save_embedder` bytes) is a blob of the
+The embedder's checkpoint (:func:`matcher.embedder.save_embedder` bytes) is a blob of the
 catalog database, beside its fingerprint, spec and dimension in ``meta``; it changes only
 together with every vector, in one transaction, so a catalog never mixes two embedders'
 vectors.
@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from index.embedder import Embedder, embedder_fingerprint, load_embedder, save_embedder
 from index.products import box_from_json, crop, load_product_image
 from index.store import CatalogStore
+from matcher.embedder import Embedder, embedder_fingerprint, load_embedder, save_embedder
 from matcher.errors import CatalogError, CheckpointError
 
 logger = logging.getLogger(__name__)

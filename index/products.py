@@ -74,7 +74,7 @@ class Hit:
     Attributes:
         product_id: the product's id.
         score: inner product of the query and product vectors (cosine similarity for the
-            unit vectors an :class:`~index.embedder.Embedder` makes; approximate for PQ).
+            unit vectors an :class:`~matcher.embedder.Embedder` makes; approximate for PQ).
     """
 
     product_id: str

@@ -28,9 +28,14 @@ logger = logging.getLogger(__name__)
 
 
 def matcher_key(matcher: SiameseMatcher) -> str:
-    """``"<recipe>:<digest>"`` identifying the matcher's template encoding."""
+    """``"<recipe>:<digest>"`` identifying the matcher's template encoding (and its
+    verifier's reference embedding, when it has a verification stage)."""
     digest = hashlib.sha256(matcher.name.encode())
-    for key, value in sorted(matcher.net.state_dict().items()):
+    tensors = dict(matcher.net.state_dict())
+    verifier = getattr(matcher, "verifier", None)
+    if verifier is not None:
+        tensors.update({f"verifier.{k}": v for k, v in verifier.state_dict().items()})
+    for key, value in sorted(tensors.items()):
         digest.update(key.encode())
         digest.update(value.detach().cpu().contiguous().numpy().tobytes())
     return f"{matcher.name}:{digest.hexdigest()[:24]}"
@@ -45,6 +50,8 @@ def features_to_bytes(features: ReferenceFeatures) -> bytes:
         "recipe": features.recipe,
         "reference_id": features.reference_id or "",
     }
+    if features.embedding is not None:
+        payload["embedding"] = torch.from_numpy(np.ascontiguousarray(features.embedding))
     buf = io.BytesIO()
     torch.save(payload, buf)
     return buf.getvalue()
@@ -65,6 +72,7 @@ def features_from_bytes(data: bytes, *, device: torch.device) -> ReferenceFeatur
         z_crop=payload["z_crop"].numpy(),
         recipe=str(payload["recipe"]),
         reference_id=str(payload["reference_id"]) or None,
+        embedding=payload["embedding"].numpy() if "embedding" in payload else None,
     )
 
 

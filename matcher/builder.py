@@ -15,13 +15,14 @@ from typing import Any
 import torch
 
 from matcher.baselines import BASELINES, build_baseline
-from matcher.checkpoints import load_weights, read_checkpoint
+from matcher.checkpoints import SHIPPED_WEIGHTS_DIR, load_weights, read_checkpoint
 from matcher.config import DetectConfig, Recipe, TrackConfig, score_size
 from matcher.errors import CheckpointError, ConfigError, InvalidArgumentError
 from matcher.inference.anchors import anchor_shapes
 from matcher.inference.decode import AnchorDecoder, ResponseDecoder
 from matcher.inference.instance_masks import InstanceMasker, MaskGeometry
 from matcher.inference.point_decoder import PointDecoder
+from matcher.inference.verify import Verifier
 from matcher.models.builders import (
     build_siam_mask_rcnn_net,
     build_siamese_net,
@@ -44,6 +45,16 @@ def _tracking(recipe: Recipe) -> TrackConfig:
     return recipe.inference.track
 
 
+def _verifier(recipe: Recipe, device: torch.device) -> Verifier | None:
+    """The recipe's match-mode verification stage (its trained embedder), if it has one."""
+    cfg = recipe.inference.match
+    if not cfg.verifier:
+        return None
+    return Verifier.load(
+        cfg.verifier, weight=cfg.verifier_weight, context=cfg.verifier_context, device=device
+    )
+
+
 @FAMILIES.register("siamfc")
 def build_siamfc(recipe: Recipe, device: torch.device) -> SiameseMatcher:
     """SiamFC: correlation response, SiamFC tracker, response decoder."""
@@ -53,6 +64,7 @@ def build_siamfc(recipe: Recipe, device: torch.device) -> SiameseMatcher:
         net=build_siamese_net(recipe.model),
         decoder=ResponseDecoder(),
         device=device,
+        verifier=_verifier(recipe, device),
     )
 
 
@@ -69,6 +81,7 @@ def build_siamrpn(recipe: Recipe, device: torch.device) -> SiameseMatcher:
         net=build_siamese_net(model),
         decoder=AnchorDecoder(anchor_shapes=shapes, penalty_k=recipe.inference.match.penalty_k),
         device=device,
+        verifier=_verifier(recipe, device),
     )
 
 
@@ -94,6 +107,7 @@ def build_siammask(recipe: Recipe, device: torch.device) -> SiameseMatcher:
         decoder=AnchorDecoder(anchor_shapes=shapes, penalty_k=recipe.inference.match.penalty_k),
         device=device,
         masker=InstanceMasker(geometry=geometry, threshold=_tracking(recipe).mask_threshold),
+        verifier=_verifier(recipe, device),
     )
 
 
@@ -106,12 +120,18 @@ def build_siamfcpp(recipe: Recipe, device: torch.device) -> SiameseMatcher:
         net=build_siamese_net(recipe.model),
         decoder=PointDecoder(penalty_k=recipe.inference.match.penalty_k),
         device=device,
+        verifier=_verifier(recipe, device),
     )
 
 
 @FAMILIES.register("siam_mask_rcnn")
 def build_siam_mask_rcnn(recipe: Recipe, device: torch.device) -> SiamMaskRCNNMatcher:
     """Siamese Mask R-CNN: few-shot instance detection and segmentation, no tracking mode."""
+    if recipe.inference.match.verifier:
+        raise ConfigError(
+            f"recipe {recipe.name!r}: inference.match.verifier is for the Siamese tracker "
+            "families; siam_mask_rcnn matches by L1 distance of its own features"
+        )
     detect = recipe.inference.detect or DetectConfig()
     net = build_siam_mask_rcnn_net(recipe.model, detect, nms_iou=recipe.inference.match.nms_iou)
     return SiamMaskRCNNMatcher(
@@ -171,7 +191,7 @@ def shipped_weights(recipe_name: str) -> Path | None:
     They live in the project's ``weights/`` folder as ``<recipe>.pth`` with a JSON card
     (``<recipe>.json``) saying how they were trained and measured.
     """
-    path = Path(__file__).resolve().parent.parent / "weights" / f"{recipe_name}.pth"
+    path = SHIPPED_WEIGHTS_DIR / f"{recipe_name}.pth"
     return path if path.is_file() else None
 
 

@@ -41,6 +41,9 @@ logger = logging.getLogger(__name__)
 FORMAT_NAME = "siammatch"
 FORMAT_VERSION = 1
 
+#: The project's folder of trained weights (``<name>.pth`` with a ``<name>.json`` card).
+SHIPPED_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
 KeyMap = Callable[[str], str]
 
 

@@ -15,6 +15,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from matcher.errors import ConfigError
 from matcher.train_config import TrainConfig
 
 # --------------------------------------------------------------------------------------
@@ -297,6 +298,16 @@ class MatchConfig:
         distractor_weight: strength of distractor-aware re-scoring (``match(...,
             distractor_aware=True)``).
         distractor_candidates: candidates compared with each other when re-scoring.
+        verifier: a second, verification stage (empty: none): an embedder checkpoint
+            (:mod:`matcher.embedder`), either the name of one shipped under ``weights/``
+            (``embedder_default``) or a file path. The best ``verifier_candidates`` boxes
+            of the Siamese search are cut from the scene, embedded and compared with the
+            reference's embedding; see :mod:`matcher.inference.verify`.
+        verifier_weight: share of the verification similarity in the final score,
+            ``similarity ** w * siamese_score ** (1 - w)``, in ``[0, 1]``.
+        verifier_candidates: boxes verified per reference.
+        verifier_context: the embedded squares are the box's longer side times
+            ``1 + verifier_context`` (as the embedder was trained).
     """
 
     score_threshold: float = 0.5
@@ -312,6 +323,25 @@ class MatchConfig:
     box_voting_iou: float = 0.7
     distractor_weight: float = 1.0
     distractor_candidates: int = 12
+    verifier: str = ""
+    verifier_weight: float = 0.8
+    verifier_candidates: int = 32
+    verifier_context: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.verifier_weight <= 1.0:
+            raise ConfigError(
+                f"inference.match.verifier_weight must be in [0, 1], got {self.verifier_weight}"
+            )
+        if self.verifier_candidates < 1:
+            raise ConfigError(
+                "inference.match.verifier_candidates must be at least 1, got "
+                f"{self.verifier_candidates}"
+            )
+        if not 0.0 <= self.verifier_context <= 2.0:
+            raise ConfigError(
+                f"inference.match.verifier_context must be in [0, 2], got {self.verifier_context}"
+            )
 
 
 @dataclass(frozen=True)

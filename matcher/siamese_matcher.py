@@ -3,7 +3,8 @@
 ``encode_reference`` crops the reference like a tracker's template (the product box plus
 context, padded with the reference's mean colour) and returns its head encoding, which
 ``match`` and ``match_many`` reuse; ``tracker()`` returns a fresh tracker of the family
-that shares the same network.
+that shares the same network. A recipe with ``inference.match.verifier`` adds a
+verification stage to match mode (:mod:`matcher.inference.verify`).
 """
 
 from __future__ import annotations
@@ -31,11 +32,10 @@ from matcher.inference.local import template_crop
 from matcher.inference.match import Candidate, SearchParams, search_scene, to_instances
 from matcher.inference.pyramid import Geometry
 from matcher.inference.tracking import TRACKERS, Tracker, crops_to_tensor, to_model_order
+from matcher.inference.verify import Verifier
 from matcher.structures import Instance, MatchResult, Reference
 
 logger = logging.getLogger(__name__)
-
-#: Most instances a single call may ask for.
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,6 +48,8 @@ class ReferenceFeatures:
         z_crop: the template crop, ``(Z, Z, 3)`` uint8 in the network's channel order.
         recipe: recipe name of the matcher that made it.
         reference_id: the reference's id.
+        embedding: the verifier's ``(dim,)`` vector of the reference (``None`` for a
+            matcher without a verification stage).
     """
 
     template: list[torch.Tensor]
@@ -55,6 +57,7 @@ class ReferenceFeatures:
     z_crop: np.ndarray
     recipe: str
     reference_id: str | None = None
+    embedding: np.ndarray | None = None
 
 
 class SiameseMatcher:
@@ -66,6 +69,7 @@ class SiameseMatcher:
         decoder: the family's match-mode decoder.
         device: where the network runs.
         masker: predicts a mask for every match-mode instance (SiamMask), or ``None``.
+        verifier: match mode's verification stage, or ``None``.
     """
 
     def __init__(
@@ -76,12 +80,14 @@ class SiameseMatcher:
         decoder: MatchDecoder,
         device: torch.device,
         masker: InstanceMasker | None = None,
+        verifier: Verifier | None = None,
     ) -> None:
         self.recipe = recipe
         self.device = device
         self.net = net.to(device).eval()
         self.decoder = decoder
         self.masker = masker
+        self.verifier = verifier
         model = recipe.model
         self.geometry = Geometry(
             exemplar_size=model.exemplar_size,
@@ -115,12 +121,16 @@ class SiameseMatcher:
         with torch.no_grad():
             template = self.net.encode_template(crops_to_tensor(crop, self.device))
         w, h = reference.size
+        embedding = None
+        if self.verifier is not None:
+            embedding = self.verifier.embed_reference(reference.image, reference.box)
         return ReferenceFeatures(
             template=template,
             size_in_template=(w * scale, h * scale),
             z_crop=crop,
             recipe=self.name,
             reference_id=reference.id,
+            embedding=embedding,
         )
 
     def _features(self, ref: Reference | ReferenceFeatures) -> ReferenceFeatures:
@@ -128,6 +138,11 @@ class SiameseMatcher:
             if ref.recipe != self.name:
                 raise InvalidArgumentError(
                     f"reference was encoded by {ref.recipe!r}, not by this {self.name!r} matcher"
+                )
+            if self.verifier is not None and ref.embedding is None:
+                raise InvalidArgumentError(
+                    "reference features carry no verifier embedding; encode the reference "
+                    "with this matcher's encode_reference"
                 )
             return ref
         return self.encode_reference(ref)
@@ -184,15 +199,24 @@ class SiameseMatcher:
             One :class:`MatchResult` per reference, in order.
         """
         params = self._search_params(max_instances, score_threshold)
-        search_params = params
-        if distractor_aware:
-            pool = max(params.max_instances, self.recipe.inference.match.distractor_candidates)
-            search_params = dataclasses.replace(params, max_instances=pool)
         if not references:
             return []
         feats = [self._features(r) for r in references]
         image = load_image(scene)
         scene_model = to_model_order(image, self.recipe.model.input_format)
+        cfg = self.recipe.inference.match
+        # Re-scoring stages look at a wider pool than the caller keeps, and the verifier
+        # re-ranks the Siamese search's best boxes whatever their Siamese score.
+        pool = params.max_instances
+        if distractor_aware:
+            pool = max(pool, cfg.distractor_candidates)
+        if self.verifier is not None:
+            pool = max(pool, cfg.verifier_candidates)
+        search_params = dataclasses.replace(
+            params,
+            max_instances=pool,
+            score_threshold=0.0 if self.verifier is not None else params.score_threshold,
+        )
         results = search_scene(
             self.net,
             [f.template for f in feats],
@@ -206,7 +230,11 @@ class SiameseMatcher:
         out = []
         for f, cands in zip(feats, results, strict=True):
             if distractor_aware:
-                cands = self._rescore_distractors(f, scene_model, cands, params)
+                cands = self._rescore_distractors(f, scene_model, cands)
+            if self.verifier is not None:
+                cands = self.verifier.rescore(f.embedding, image, cands)
+            cands = [c for c in cands if c.score >= params.score_threshold]
+            cands = cands[: params.max_instances]
             instances = to_instances(cands)
             if self.masker is not None and instances:
                 masks = self.masker(
@@ -230,12 +258,11 @@ class SiameseMatcher:
         feats: ReferenceFeatures,
         scene: np.ndarray,
         cands: list[Candidate],
-        params: SearchParams,
     ) -> list[Candidate]:
-        """Distractor-aware re-scoring of one reference's candidates (see
+        """Distractor-aware re-scoring of one reference's candidates, best first (see
         :mod:`matcher.inference.distractors`)."""
         if len(cands) < 2:
-            return cands[: params.max_instances]
+            return cands
         model = self.recipe.model
         geometry = LocalGeometry(
             exemplar_size=model.exemplar_size,
@@ -256,12 +283,7 @@ class SiameseMatcher:
             weight=self.recipe.inference.match.distractor_weight,
         )
         order = np.argsort(-scores, kind="stable")
-        kept = [
-            Candidate(box=cands[i].box, score=float(scores[i]))
-            for i in order
-            if scores[i] >= params.score_threshold
-        ]
-        return kept[: params.max_instances]
+        return [Candidate(box=cands[i].box, score=float(scores[i])) for i in order]
 
     def _search_params(
         self, max_instances: int | None, score_threshold: float | None

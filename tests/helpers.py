@@ -262,3 +262,32 @@ def make_siamfcpp_template_matcher(
         head.si.fill_(1.0)
         head.bi.fill_(math.log(object_size / 2 / stride))
     net.eval()
+
+
+def synthetic_shelf(root: Path, *, seed: int = 41) -> tuple[Path, Path, list[list[float]]]:
+    """A scene of the synthetic generator (products the shipped models never trained on:
+    no recipe uses ``seed``) and its most visible product.
+
+    Returns:
+        ``(catalog photo, scene file, xyxy boxes of that product's instances)``.
+    """
+    import json
+
+    from trainers.data.synth import generate
+
+    data = Path(generate(root, num_products=8, num_scenes=2, seed=seed, workers=1))
+    document = json.loads((data / "annotations.json").read_text())
+    image = min(document["images"], key=lambda im: im["id"])
+    anns = [
+        a
+        for a in document["annotations"]
+        if a["image_id"] == image["id"] and not a.get("iscrowd", 0)
+    ]
+    largest = max(anns, key=lambda a: a["area"])
+    product = next(p for p in document["products"] if p["id"] == largest["category_id"])
+    boxes = [
+        [a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
+        for a in anns
+        if a["category_id"] == product["id"]
+    ]
+    return data / product["catalog"], data / "images" / image["file_name"], boxes

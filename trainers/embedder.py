@@ -1,7 +1,7 @@
-"""Training the catalog embedder (:mod:`index.embedder`) with the shared training core.
+"""Training the catalog embedder (:mod:`matcher.embedder`) with the shared training core.
 
 An embedder recipe (``family: embedder``, e.g. ``configs/embedders/default.yaml``) holds
-the :class:`~index.embedder.EmbedderSpec` under ``embedder:`` and the usual ``train:``
+the :class:`~matcher.embedder.EmbedderSpec` under ``embedder:`` and the usual ``train:``
 section. Its data are the pair sources of the matchers: a positive pair is a product's
 reference crop (a catalog photo in ``catalog`` mode) and the same product's crop in a
 scene. Both sides are cut as squares around their boxes — the side is the box's longer
@@ -25,7 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision.ops import roi_align
 
-from index.embedder import SPEC_KEY, EmbedderSpec, build_embedder, info_nce
+from matcher.embedder import SPEC_KEY, EmbedderSpec, build_embedder, info_nce
 from matcher.errors import ConfigError
 from matcher.train_config import TrainConfig
 from trainers.evaluate.pairs import to_network_input
@@ -68,7 +68,7 @@ class EmbedderRecipe:
             raise ConfigError(f"temperature must be > 0, got {self.temperature}")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data; the spec sits under ``SPEC_KEY`` so :func:`index.embedder.load_embedder`
+        """Plain data; the spec sits under ``SPEC_KEY`` so :func:`matcher.embedder.load_embedder`
         reads the saved model directly."""
         out = dataclasses.asdict(self)
         out[SPEC_KEY] = self.embedder.to_dict()

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from api.cli import main
-from tests.helpers import clutter_scene, iou, paste, product_image
+from api.cli import DEFAULT_RECIPE, main
+from tests.helpers import clutter_scene, iou, paste, product_image, synthetic_shelf
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +46,8 @@ def test_match_prints_json_and_draws(files, capsys, tmp_path):
             str(out_png),
             "--max-instances",
             "3",
+            "--recipe",
+            "siamfc_pixels",  # template matching: exact on a pasted photo
         ],
         capsys,
     )
@@ -69,11 +71,27 @@ def test_match_with_ref_box_and_text_output(files, capsys):
             str(root / "scene.jpg"),
             "--ref-box",
             ",".join(map(str, box)),
+            "--recipe",
+            "siamfc_pixels",
         ],
         capsys,
     )
     assert code == 0
     assert out.startswith("1. score")
+
+
+def test_match_defaults_to_the_shipped_matcher_with_masks(tmp_path, capsys):
+    ref, scene, boxes = synthetic_shelf(tmp_path / "synth")
+    code, out, err = run(["match", str(ref), str(scene), "--json"], capsys)
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["recipe"] == DEFAULT_RECIPE == "siammask_small"
+    best = data["instances"][0]
+    assert max(iou(best["box"], b) for b in boxes) >= 0.5
+    assert best["mask"]["counts"] and best["mask"]["size"] == [
+        data["scene_size"]["height"],
+        data["scene_size"]["width"],
+    ]
 
 
 @pytest.mark.parametrize(
@@ -178,9 +196,13 @@ def test_console_script_is_installed_and_lists_recipes():
 
 
 def test_demo_writes_its_outputs(tmp_path, capsys):
-    code, _, err = run(["demo", "--out", str(tmp_path / "demo")], capsys)
+    # Template matching finds the pasted photo crops exactly; the default (trained on the
+    # synthetic generator's packs) boxes them loosely, see README "Shipped weights".
+    args = ["demo", "--out", str(tmp_path / "demo"), "--recipe", "siamfc_pixels"]
+    code, _, err = run(args, capsys)
     assert code == 0, err
     data = json.loads((tmp_path / "demo" / "result.json").read_text())
+    assert data["recipe"] == "siamfc_pixels"
     assert len(data["instances"]) >= 2
     for truth in data["truth"]:
         assert max(iou(truth, inst["box"]) for inst in data["instances"]) >= 0.8

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from api.cli import main
-from index.embedder import build_embedder, save_embedder
+from matcher.embedder import build_embedder, save_embedder
 
 
 def test_eval_retrieval_reports_each_embedder_and_the_baseline(tmp_path, capsys):

@@ -9,7 +9,7 @@ import pytest
 from matcher.checkpoints import save_checkpoint
 from matcher.structures import Instance
 from tests.api.http_helpers import b64, png_bytes, upload
-from tests.helpers import TEST_RECIPES, iou, rpn_template_matcher
+from tests.helpers import TEST_RECIPES, iou, rpn_template_matcher, synthetic_shelf
 
 
 @pytest.fixture
@@ -40,6 +40,26 @@ def test_multipart_match_finds_the_product(plain_client, pictures):
     assert scores == sorted(scores, reverse=True)
     assert set(body["instances"][0]) == {"box", "score", "mask", "polygon"}
     assert body["elapsed_ms"] > 0
+
+
+def test_the_default_service_matches_with_the_shipped_matcher(make_app, tmp_path):
+    """What `make serve` runs: no recipe configured -> api.cli.DEFAULT_RECIPE, with the
+    shipped weights and verifier, boxes and masks."""
+    from api.cli import DEFAULT_RECIPE
+
+    ref, scene, boxes = synthetic_shelf(tmp_path / "synth")
+    client = make_app(RECIPE=None).test_client()
+    data = {
+        "reference": upload(ref.read_bytes(), "ref.png"),
+        "scene": upload(scene.read_bytes(), "scene.jpg"),
+    }
+    response = client.post("/v1/match", data=data)
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert body["recipe"] == DEFAULT_RECIPE
+    best = Instance.from_dict(body["instances"][0])
+    assert max(iou(best.box, b) for b in boxes) >= 0.5
+    assert best.mask is not None and best.mask.any()
 
 
 def test_json_body_with_base64_and_data_url(plain_client, pictures):

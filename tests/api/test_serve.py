@@ -182,6 +182,11 @@ def server(tmp_path):
         str(port),
         "--workers",
         "2",
+        # Template matching: exact on the pasted photos below, and light for two workers.
+        # (The default recipe's accuracy is measured by `siammatch eval pairs`; the CLI
+        # and app tests run it.)
+        "--recipe",
+        "siamfc_pixels",
     ]
     log = open(tmp_path / "server.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -207,7 +212,7 @@ def server(tmp_path):
 def test_real_server_over_http(server, pictures):
     base, proc, ready, metrics_dir = server
     assert ready["catalog"]["products"] == 3
-    assert ready["default_recipe"] == api.cli.DEFAULT_RECIPE
+    assert ready["default_recipe"] == "siamfc_pixels"
     # The master (the process we started: serve exec'd gunicorn) never loaded torch or faiss.
     master_maps = _mapped_libraries(proc.pid)
     assert "python" in master_maps

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from index.catalog import Catalog
-from index.embedder import EmbedderSpec, build_embedder
 from index.products import Hit, Product
 from index.templates import features_to_bytes
+from matcher.embedder import EmbedderSpec, build_embedder
 from matcher.errors import (
     CatalogError,
     DuplicateProductError,
@@ -339,6 +339,35 @@ def test_template_features_are_cached(tmp_path):
         assert cat.template_features("tf") is None
         again = cat.template_features("tf", matcher=m)
         np.testing.assert_allclose(again.template[0].numpy(), direct.template[0].numpy(), atol=1e-6)
+
+
+def test_cached_features_keep_the_verifier_embedding(tmp_path):
+    import matcher
+    from index.templates import features_from_bytes, matcher_key
+
+    plain = matcher.load("siamfc_pixels")
+    verifying = matcher.load(
+        "siamfc_pixels", overrides=["inference.match.verifier=embedder_default"]
+    )
+    assert matcher_key(plain) != matcher_key(verifying)  # cached features never mix
+    image = block_image("vf", size=96)
+    with Catalog(tmp_path / "cat", matcher=verifying) as cat:
+        cat.add("vf", image, box=(8, 8, 88, 88))
+        feats = cat.template_features("vf")
+    direct = verifying.encode_reference(matcher.Reference.from_image(image, (8, 8, 88, 88)))
+    assert feats.embedding is not None
+    np.testing.assert_allclose(feats.embedding, direct.embedding, atol=1e-6)
+    again = features_from_bytes(features_to_bytes(feats), device=verifying.device)
+    np.testing.assert_array_equal(again.embedding, feats.embedding)
+    assert (
+        features_from_bytes(
+            features_to_bytes(
+                plain.encode_reference(matcher.Reference.from_image(image, (8, 8, 88, 88)))
+            ),
+            device=plain.device,
+        ).embedding
+        is None
+    )
 
 
 def test_closed_catalog_refuses_work(tmp_path):

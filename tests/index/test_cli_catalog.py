@@ -62,14 +62,33 @@ def test_import_list_search_rm_info(files, capsys):
     assert page["next"] == "chelsea"
     assert page["products"][1]["metadata"] == {"name": "Cat", "price": 9}
     code, out, err = run(
-        capsys, "catalog", "search", str(root / "scene.png"), "-k", "2", "--json", "--catalog", cat
+        capsys,
+        "catalog",
+        "search",
+        str(root / "scene.png"),
+        "-k",
+        "2",
+        "--json",
+        "--catalog",
+        cat,
+        "--recipe",
+        "siamfc_pixels",  # template matching: exact on these pasted photos
     )
     assert code == 0, err
     result = json.loads(out)
     assert result["recipe"] == "siamfc_pixels"
     assert result["hits"][0]["product_id"] == "coffee"
     assert iou(result["hits"][0]["instances"][0]["box"], box) >= 0.7
-    code, out, _ = run(capsys, "catalog", "search", str(root / "scene.png"), "--catalog", cat)
+    code, out, _ = run(
+        capsys,
+        "catalog",
+        "search",
+        str(root / "scene.png"),
+        "--catalog",
+        cat,
+        "--recipe",
+        "siamfc_pixels",
+    )
     assert out.startswith("1. coffee score")
     code, out, _ = run(capsys, "catalog", "rm", "coffee", "--catalog", cat)
     assert code == 0 and "(3 products)" in out

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from matcher.embedder import square_crop
 from matcher.errors import InvalidArgumentError
-from trainers.evaluate.retrieval import recall_at, square_crop
+from trainers.evaluate.retrieval import recall_at
 
 
 def _unit(x):

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from matcher.embedder import square_crop
 from matcher.errors import InvalidArgumentError
 from matcher.images import load_image
 
@@ -59,7 +60,7 @@ class PooledFeatures(nn.Module):
     """Baseline: an embedder's backbone, GeM-pooled and normalised, without its head.
 
     Args:
-        embedder: an :class:`index.embedder.Embedder` (usually untrained); its
+        embedder: an :class:`matcher.embedder.Embedder` (usually untrained); its
             ``preprocess`` and backbone are reused.
     """
 
@@ -76,18 +77,6 @@ class PooledFeatures(nn.Module):
                 feats = self.embedder.backbone(x)[-1]
                 out.append(F.normalize(self.embedder.pool(feats), dim=1).cpu().numpy())
         return np.concatenate(out).astype(np.float32)
-
-
-def square_crop(image: np.ndarray, box: Sequence[float], context: float) -> np.ndarray:
-    """The square around ``box`` (xyxy), side ``max(w, h) * (1 + context)``, clipped to the
-    image."""
-    x0, y0, x1, y1 = box
-    side = max(x1 - x0, y1 - y0) * (1 + context)
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    h, w = image.shape[:2]
-    left, top = max(0, round(cx - side / 2)), max(0, round(cy - side / 2))
-    right, bottom = min(w, round(cx + side / 2)), min(h, round(cy + side / 2))
-    return image[top:bottom, left:right]
 
 
 def load_queries(
@@ -166,7 +155,7 @@ def evaluate_embedders(
     Args:
         root: a ``siammatch synth`` dataset.
         embedders: name -> object with ``embed(list of HxWx3 uint8) -> (N, D)`` unit rows
-            (an :class:`index.embedder.Embedder` or a :class:`PooledFeatures`).
+            (an :class:`matcher.embedder.Embedder` or a :class:`PooledFeatures`).
         ks: cut-offs.
         context: scene crops are squares of the box's longer side times ``1 + context``.
     """

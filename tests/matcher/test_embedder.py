@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from index.embedder import (
+from matcher.checkpoints import save_checkpoint
+from matcher.embedder import (
     Embedder,
     EmbedderSpec,
     build_embedder,
@@ -18,7 +19,6 @@ from index.embedder import (
     load_embedder,
     save_embedder,
 )
-from matcher.checkpoints import save_checkpoint
 from matcher.errors import CheckpointError, ConfigError, InvalidArgumentError, InvalidImageError
 from matcher.models.backbones import build_backbone
 from tests.helpers import photo, product_image

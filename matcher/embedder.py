@@ -1,4 +1,5 @@
-"""The catalog embedder: image -> L2-normalised vector for FAISS retrieval.
+"""The embedder: image -> L2-normalised vector, for catalog retrieval (FAISS, in
+:mod:`index`) and for the verification stage of a matcher (:mod:`matcher.inference.verify`).
 
 An :class:`Embedder` is a matcher backbone (any name in
 :data:`matcher.models.backbones.BACKBONES`), generalised-mean (GeM) pooling with a
@@ -38,6 +39,7 @@ from torch import nn
 
 from matcher.checkpoints import (
     FORMAT_NAME,
+    SHIPPED_WEIGHTS_DIR,
     fit_state_dict,
     get_layout,
     read_checkpoint,
@@ -294,6 +296,23 @@ def letterbox(image: np.ndarray, size: int) -> np.ndarray:
     return canvas
 
 
+def square_crop(image: np.ndarray, box: Sequence[float], context: float) -> np.ndarray:
+    """The square around ``box`` (xyxy), side ``max(w, h) * (1 + context)``, clipped to the
+    image: what the embedder sees of a box (letterboxed afterwards by :meth:`Embedder.embed`).
+
+    A box that leaves no pixel inside the image gives the 1x1 crop nearest to it.
+    """
+    x0, y0, x1, y1 = (float(v) for v in box)
+    side = max(x1 - x0, y1 - y0) * (1 + context)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    h, w = image.shape[:2]
+    left = min(max(0, round(cx - side / 2)), w - 1)
+    top = min(max(0, round(cy - side / 2)), h - 1)
+    right = max(min(w, round(cx + side / 2)), left + 1)
+    bottom = max(min(h, round(cy + side / 2)), top + 1)
+    return image[top:bottom, left:right]
+
+
 def info_nce(a: torch.Tensor, b: torch.Tensor, *, temperature: float = 0.07) -> torch.Tensor:
     """Symmetric InfoNCE over in-batch negatives.
 
@@ -375,7 +394,7 @@ def build_embedder(
 
 
 #: The trained default embedder shipped with the project (see its JSON card next to it).
-SHIPPED_EMBEDDER = Path(__file__).resolve().parent.parent / "weights" / "embedder_default.pth"
+SHIPPED_EMBEDDER = SHIPPED_WEIGHTS_DIR / "embedder_default.pth"
 
 
 def default_embedder(*, device: str | torch.device = "cpu") -> Embedder:

@@ -1,0 +1,130 @@
+"""Match mode's verification stage (matcher/inference/verify.py): score combination,
+re-ranking, recipe wiring and the features it adds to a reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import matcher
+from matcher.embedder import build_embedder, save_embedder, square_crop
+from matcher.errors import CheckpointError, ConfigError, InvalidArgumentError
+from matcher.inference.match import Candidate
+from matcher.inference.verify import Verifier, combine_scores, resolve_verifier_path
+from tests.helpers import clutter_scene, iou, paste, product_image, rpn_template_matcher
+
+COFFEE_BOX = (40, 50, 120, 130)
+ROCKET_BOX = (200, 60, 280, 140)
+
+
+@pytest.fixture(scope="module")
+def scene() -> np.ndarray:
+    base = clutter_scene(240, 320, seed=3)
+    return paste(
+        paste(base, product_image("coffee"), COFFEE_BOX), product_image("rocket"), ROCKET_BOX
+    )
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return build_embedder().eval()
+
+
+def test_combine_scores_spans_siamese_only_to_similarity_only():
+    sim = np.array([0.9, -0.3, 0.5])
+    siamese = np.array([0.2, 0.8, 1.0])
+    assert np.allclose(combine_scores(sim, siamese, 0.0), siamese)
+    assert np.allclose(combine_scores(sim, siamese, 1.0), [0.9, 0.0, 0.5])  # floored at 0
+    half = combine_scores(sim, siamese, 0.5)
+    assert np.allclose(half, np.sqrt([0.9 * 0.2, 0.0, 0.5 * 1.0]))
+    assert ((half >= 0) & (half <= 1)).all()
+
+
+def test_rescore_puts_the_reference_look_alike_first(scene, embedder):
+    reference = product_image("coffee")
+    verifier = Verifier(embedder=embedder, weight=1.0, context=0.1)
+    ref_vec = verifier.embed_reference(reference, (0, 0, *reference.shape[1::-1]))
+    # The Siamese stage (here: made-up scores) prefers the wrong product.
+    cands = [Candidate(ROCKET_BOX, 0.9), Candidate(COFFEE_BOX, 0.4)]
+    out = verifier.rescore(ref_vec, scene, cands)
+    assert out[0].box == COFFEE_BOX
+    expected = embedder.embed([square_crop(scene, b, 0.1) for b in (COFFEE_BOX, ROCKET_BOX)])
+    assert out[0].score == pytest.approx(max(float(expected[0] @ ref_vec), 0.0), abs=1e-5)
+    assert out[1].score == pytest.approx(max(float(expected[1] @ ref_vec), 0.0), abs=1e-5)
+    # weight 0: the Siamese order and scores stay.
+    siamese_only = Verifier(embedder=embedder, weight=0.0, context=0.1)
+    kept = siamese_only.rescore(ref_vec, scene, cands)
+    assert [c.box for c in kept] == [ROCKET_BOX, COFFEE_BOX]
+    assert [c.score for c in kept] == pytest.approx([0.9, 0.4])
+    assert verifier.rescore(ref_vec, scene, []) == []
+
+
+def test_square_crop_of_a_box_outside_the_image_is_not_empty():
+    # (centring and clipping: tests/trainers/test_retrieval.py)
+    image = np.arange(100 * 120 * 3, dtype=np.uint8).reshape(100, 120, 3)
+    assert square_crop(image, (500, 500, 510, 510), 0.0).shape[:2] == (1, 1)
+    assert square_crop(image, (-50, -50, -40, -40), 0.0).shape[:2] == (1, 1)
+
+
+def test_matcher_with_verifier_scores_by_similarity(scene, embedder):
+    m = rpn_template_matcher(**{"inference.match.scale_step": 1.1})
+    ref = matcher.Reference.from_image(product_image("coffee"))
+    plain = m.match(ref, scene, max_instances=3, score_threshold=0.3)
+    assert iou(plain.best.box, COFFEE_BOX) > 0.7
+
+    m.verifier = Verifier(embedder=embedder, weight=1.0, context=0.1)
+    feats = m.encode_reference(ref)
+    assert feats.embedding is not None and feats.embedding.shape == (embedder.dim,)
+    verified = m.match(feats, scene, max_instances=3, score_threshold=0.0)
+    assert 1 <= len(verified.instances) <= 3
+    assert iou(verified.best.box, COFFEE_BOX) > 0.7
+    # Each score is the box's similarity to the reference, computed independently.
+    boxes = [inst.box for inst in verified.instances]
+    vectors = embedder.embed([square_crop(scene, b, 0.1) for b in boxes])
+    ref_vec = embedder.embed([square_crop(ref.image, ref.box, 0.1)])[0]
+    expected = np.clip(vectors @ ref_vec, 0.0, 1.0)
+    got = np.array([inst.score for inst in verified.instances])
+    assert np.allclose(got, expected, atol=1e-5)
+    assert (np.diff(got) <= 1e-9).all()  # best first
+    # The threshold applies to the verified score: one just above the lowest drops it.
+    assert got.min() < got.max()
+    thr = float(got.min()) + 1e-6
+    kept = m.match(feats, scene, max_instances=3, score_threshold=thr).instances
+    assert [k.score for k in kept] == pytest.approx([g for g in got if g >= thr], abs=1e-6)
+
+    # Features without an embedding cannot feed a verifying matcher.
+    m.verifier = None
+    bare = m.encode_reference(ref)
+    m.verifier = Verifier(embedder=embedder, weight=1.0, context=0.1)
+    with pytest.raises(InvalidArgumentError, match="verifier embedding"):
+        m.match(bare, scene)
+
+
+def test_recipe_wiring_and_errors(tmp_path):
+    shipped = matcher.load("siammask_small")
+    assert shipped.verifier is not None
+    assert shipped.verifier.source == str(resolve_verifier_path("embedder_default"))
+    off = matcher.build("siammask_small", overrides=["inference.match.verifier="])
+    assert off.verifier is None
+
+    path = save_embedder(tmp_path / "emb.pth", build_embedder())
+    own = matcher.build("siammask_small", overrides=[f"inference.match.verifier={path}"])
+    assert own.verifier.source == str(path)
+
+    with pytest.raises(CheckpointError, match="not shipped"):
+        matcher.build("siammask_small", overrides=["inference.match.verifier=no_such_embedder"])
+    with pytest.raises(CheckpointError, match="does not exist"):
+        matcher.build("siammask_small", overrides=[f"inference.match.verifier={tmp_path}/x.pth"])
+    # A matcher checkpoint is not an embedder.
+    with pytest.raises(CheckpointError, match="not an embedder checkpoint"):
+        matcher.build(
+            "siammask_small",
+            overrides=[f"inference.match.verifier={matcher.shipped_weights('siammask_small')}"],
+        )
+    for bad in ("verifier_weight=1.5", "verifier_candidates=0", "verifier_context=-1"):
+        with pytest.raises(ConfigError, match=bad.split("=")[0]):
+            matcher.build("siammask_small", overrides=[f"inference.match.{bad}"])
+    with pytest.raises(ConfigError, match="siam_mask_rcnn"):
+        matcher.build(
+            "tiny/siam_mask_rcnn", overrides=["inference.match.verifier=embedder_default"]
+        )
