@@ -36,7 +36,6 @@ import logging
 import os
 import re
 import struct
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +45,7 @@ import faiss
 import numpy as np
 
 from matcher.errors import InvalidArgumentError
+from matcher.files import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -317,7 +317,8 @@ class VectorIndex:
             "payload_crc32": zlib.crc32(payload) & 0xFFFFFFFF,
         }
         head = json.dumps(header).encode()
-        atomic_write(path, [MAGIC, struct.pack("<Q", len(head)), head, memoryview(payload)])
+        chunks = [MAGIC, struct.pack("<Q", len(head)), head, memoryview(payload)]
+        atomic_write(path, lambda fh: fh.writelines(chunks))
         return len(MAGIC) + 8 + len(head) + int(payload.nbytes)
 
     @classmethod
@@ -359,31 +360,6 @@ class VectorIndex:
         if not wrapped or index.d != info.dim:
             raise IndexFileError(f"{path} holds a {type(index).__name__}, not the catalog's index")
         return cls(index, factory=info.factory, exact=info.exact, search_params=search_params), info
-
-
-def atomic_write(path: Path, chunks: list[bytes | memoryview]) -> None:
-    """Write ``chunks`` to ``path``: temporary file in the same folder, fsync, rename, fsync
-    the folder. Readers see the old file or the complete new one."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent
-    )
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            for chunk in chunks:
-                fh.write(chunk)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def remove_stale_temp_files(folder: Path, name: str) -> None:

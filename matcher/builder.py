@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from matcher.baselines import BASELINES, build_baseline
-from matcher.checkpoints import SHIPPED_WEIGHTS_DIR, load_weights, read_checkpoint
+from matcher.checkpoints import load_weights, read_checkpoint, shipped_weights
 from matcher.config import DetectConfig, Recipe, TrackConfig, score_size
 from matcher.errors import CheckpointError, ConfigError, InvalidArgumentError
 from matcher.inference.anchors import anchor_shapes
@@ -183,16 +182,6 @@ def build(
     elif overrides:
         raise ConfigError("overrides apply to recipe names or files, not to a loaded Recipe")
     return FAMILIES.get(recipe.family)(recipe, resolve_device(device))
-
-
-def shipped_weights(recipe_name: str) -> Path | None:
-    """The trained weights that ship with the project for a recipe, if any.
-
-    They live in the project's ``weights/`` folder as ``<recipe>.pth`` with a JSON card
-    (``<recipe>.json``) saying how they were trained and measured.
-    """
-    path = SHIPPED_WEIGHTS_DIR / f"{recipe_name}.pth"
-    return path if path.is_file() else None
 
 
 def runs_untrained(m: Any, weights: str | os.PathLike | None) -> bool:

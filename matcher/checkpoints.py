@@ -23,7 +23,6 @@ import logging
 import os
 import pickle
 import re
-import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ import torch
 from torch import nn
 
 from matcher.errors import CheckpointError
+from matcher.files import atomic_write
 from matcher.registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -43,6 +43,18 @@ FORMAT_VERSION = 1
 
 #: The project's folder of trained weights (``<name>.pth`` with a ``<name>.json`` card).
 SHIPPED_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+
+def shipped_weights(name: str) -> Path | None:
+    """The trained weights that ship with the project under ``name`` (a recipe, or
+    ``embedder_default``), if any.
+
+    They live in the project's ``weights/`` folder as ``<name>.pth`` with a JSON card
+    (``<name>.json``) saying how they were trained and measured.
+    """
+    path = SHIPPED_WEIGHTS_DIR / f"{name}.pth"
+    return path if path.is_file() else None
+
 
 KeyMap = Callable[[str], str]
 
@@ -485,15 +497,4 @@ def save_checkpoint(
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         **(extra or {}),
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write(path, lambda fh: torch.save(payload, fh))

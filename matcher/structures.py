@@ -67,6 +67,33 @@ class Reference:
         return (x1 - x0, y1 - y0)
 
 
+def plain_background(image: np.ndarray, *, tolerance: int, border: int) -> np.ndarray | None:
+    """The background colour of a photo on a plain background, or ``None`` when it has none.
+
+    The colour is the median of the image's border strips (``border`` pixels wide); the
+    background counts as plain when at least 90 % of the border lies within ``tolerance``
+    of it (max over channels). Images too small for the strips have none.
+
+    Returns:
+        ``(3,)`` float64 colour, or ``None``.
+    """
+    height, width = image.shape[:2]
+    if height <= 4 * border or width <= 4 * border:
+        return None
+    strips = np.concatenate(
+        [
+            image[:border].reshape(-1, 3),
+            image[-border:].reshape(-1, 3),
+            image[:, :border].reshape(-1, 3),
+            image[:, -border:].reshape(-1, 3),
+        ]
+    ).astype(np.int16)
+    background = np.median(strips, axis=0)
+    if np.mean(np.abs(strips - background).max(axis=1) <= tolerance) < 0.9:
+        return None
+    return background
+
+
 def foreground_box(image: np.ndarray, *, tolerance: int = 24, border: int = 2) -> Box:
     """Box of the foreground of a product photo on a plain background.
 
@@ -85,19 +112,8 @@ def foreground_box(image: np.ndarray, *, tolerance: int = 24, border: int = 2) -
     """
     height, width = image.shape[:2]
     whole: Box = (0.0, 0.0, float(width), float(height))
-    if height <= 4 * border or width <= 4 * border:
-        return whole
-    strips = np.concatenate(
-        [
-            image[:border].reshape(-1, 3),
-            image[-border:].reshape(-1, 3),
-            image[:, :border].reshape(-1, 3),
-            image[:, -border:].reshape(-1, 3),
-        ]
-    ).astype(np.int16)
-    background = np.median(strips, axis=0)
-    border_dist = np.abs(strips - background).max(axis=1)
-    if np.mean(border_dist <= tolerance) < 0.9:
+    background = plain_background(image, tolerance=tolerance, border=border)
+    if background is None:
         return whole
     diff = np.abs(image.astype(np.int16) - background.astype(np.int16)).max(axis=2) > tolerance
     ys, xs = np.nonzero(diff)

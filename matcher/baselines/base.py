@@ -26,7 +26,7 @@ import yaml
 
 from matcher.errors import ConfigError, InvalidArgumentError
 from matcher.images import ImageLike, load_image, resolve_match_limits
-from matcher.structures import Instance, MatchResult, Reference
+from matcher.structures import Instance, MatchResult, Reference, plain_background
 
 #: Most instances a single call may ask for (as for the Siamese matchers).
 
@@ -145,21 +145,10 @@ def foreground_mask(
     """
     crop, _ = box_crop(image, box)
     full = np.ones(crop.shape[:2], bool)
-    height, width = image.shape[:2]
-    if height <= 4 * border or width <= 4 * border:
+    background = plain_background(image, tolerance=tolerance, border=border)
+    if background is None:
         return full
-    strips = np.concatenate(
-        [
-            image[:border].reshape(-1, 3),
-            image[-border:].reshape(-1, 3),
-            image[:, :border].reshape(-1, 3),
-            image[:, -border:].reshape(-1, 3),
-        ]
-    ).astype(np.int16)
-    background = np.median(strips, axis=0).astype(np.int16)
-    if np.mean(np.abs(strips - background).max(axis=1) <= tolerance) < 0.9:
-        return full
-    differs = np.abs(crop.astype(np.int16) - background).max(axis=2) > tolerance
+    differs = np.abs(crop.astype(np.int16) - background.astype(np.int16)).max(axis=2) > tolerance
     contours, _ = cv2.findContours(
         differs.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
     )

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from matcher.checkpoints import SHIPPED_WEIGHTS_DIR
+from matcher.checkpoints import shipped_weights
 from matcher.embedder import Embedder, load_embedder, square_crop
 from matcher.errors import CheckpointError
 from matcher.inference.match import Candidate
@@ -47,8 +47,8 @@ def resolve_verifier_path(name_or_path: str) -> Path:
     """
     text = str(name_or_path)
     bare = os.sep not in text and "/" not in text and not Path(text).suffix
-    path = SHIPPED_WEIGHTS_DIR / f"{text}.pth" if bare else Path(text).expanduser()
-    if not path.is_file():
+    path = shipped_weights(text) if bare else Path(text).expanduser()
+    if path is None or not path.is_file():
         where = f"weights/{text}.pth is not shipped" if bare else f"{text} does not exist"
         raise CheckpointError(
             f"verifier {text!r}: {where} (set inference.match.verifier to an embedder "

@@ -115,7 +115,9 @@ def _has_segmentation(seg: Any) -> bool:
     return isinstance(seg, dict) and "counts" in seg and "size" in seg
 
 
-def _box(bbox: Any, min_side: float) -> tuple[float, float, float, float] | None:
+def xyxy_box(bbox: Any, min_side: float) -> tuple[float, float, float, float] | None:
+    """A COCO ``[x, y, w, h]`` as ``(x0, y0, x1, y1)``; ``None`` when it is malformed, not
+    finite, or a side is below ``min_side``."""
     if not isinstance(bbox, list | tuple) or len(bbox) != 4:
         return None
     try:
@@ -189,7 +191,7 @@ class CocoSource(PairSource):
         for ann in document["annotations"]:
             if not isinstance(ann, dict):
                 raise ConfigError(f"{name}: an annotation is not an object: {ann!r:.80}")
-            box = _box(ann.get("bbox"), min_side)
+            box = xyxy_box(ann.get("bbox"), min_side)
             row = image_row.get(ann.get("image_id"))
             cat = ann.get("category_id")
             if ann.get("iscrowd", 0) or ann.get("ignore", 0) or box is None or row is None:

@@ -55,7 +55,50 @@ from trainers.data.sources import View
 logger = logging.getLogger(__name__)
 
 
-class PairDataset(Dataset):
+class SeededItems(Dataset):
+    """A dataset whose item ``index`` of an epoch is drawn with its own generator, seeded by
+    ``(seed, epoch, index)``: the same items with any number of workers, and a resumed run
+    sees the items it would have seen.
+
+    Args:
+        length: items per epoch.
+        seed: base seed.
+        vary_by_epoch: ``False`` for a fixed set (validation): :meth:`set_epoch` is then
+            ignored and every epoch yields the same items.
+    """
+
+    #: What an item is called in messages.
+    item_name = "item"
+
+    def __init__(self, *, length: int, seed: int, vary_by_epoch: bool) -> None:
+        self.length = int(length)
+        self.seed = int(seed)
+        self.vary_by_epoch = vary_by_epoch
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.length
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose items are returned (ignored when ``vary_by_epoch=False``).
+
+        Raises:
+            InvalidArgumentError: a negative epoch.
+        """
+        if epoch < 0:
+            raise InvalidArgumentError(f"epoch must be >= 0, got {epoch}")
+        if self.vary_by_epoch:
+            self.epoch = int(epoch)
+
+    def _rng(self, index: int) -> np.random.Generator:
+        if not 0 <= index < self.length:
+            raise IndexError(
+                f"{self.item_name} index {index} out of range for {self.length} {self.item_name}s"
+            )
+        return np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, index]))
+
+
+class PairDataset(SeededItems):
     """Training or validation pairs, deterministic per ``(seed, epoch, index)``.
 
     Args:
@@ -74,6 +117,8 @@ class PairDataset(Dataset):
         InvalidArgumentError: a non-positive length or size, ``X < Z``, or a negative
             seed or context amount.
     """
+
+    item_name = "pair"
 
     def __init__(
         self,
@@ -99,37 +144,15 @@ class PairDataset(Dataset):
             )
         if context_amount < 0:
             raise InvalidArgumentError(f"context_amount must be >= 0, got {context_amount}")
+        super().__init__(length=length, seed=seed, vary_by_epoch=vary_by_epoch)
         self.sampler = sampler
-        self.length = int(length)
-        self.seed = int(seed)
         self.exemplar_size = int(exemplar_size)
         self.search_size = int(search_size)
         self.context_amount = float(context_amount)
         self.template_jitter = template_jitter or Jitter()
         self.search_jitter = search_jitter or Jitter()
         self.augment = augment or PairAugment()
-        self.vary_by_epoch = vary_by_epoch
-        self.epoch = 0
         self._foreground: dict[str, tuple[float, float, float, float]] = {}
-
-    def __len__(self) -> int:
-        return self.length
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose items are returned (ignored when ``vary_by_epoch=False``).
-
-        Raises:
-            InvalidArgumentError: a negative epoch.
-        """
-        if epoch < 0:
-            raise InvalidArgumentError(f"epoch must be >= 0, got {epoch}")
-        if self.vary_by_epoch:
-            self.epoch = int(epoch)
-
-    def _rng(self, index: int) -> np.random.Generator:
-        if not 0 <= index < self.length:
-            raise IndexError(f"pair index {index} out of range for {self.length} pairs")
-        return np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, index]))
 
     def pair(self, index: int) -> Pair:
         """The pair item ``index`` is made of (views only, no pixels read)."""

@@ -31,7 +31,6 @@ item is a dict of tensors (batched by :func:`trainers.detection.targets.collate_
 from __future__ import annotations
 
 import logging
-import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,7 +39,6 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as TF
 
@@ -49,7 +47,8 @@ from matcher.inference.reference_crop import reference_crop
 from matcher.structures import foreground_box
 from trainers.augment import one_torch_thread
 from trainers.data.builder import CocoFiles
-from trainers.data.coco import decode_segmentation
+from trainers.data.coco import decode_segmentation, xyxy_box
+from trainers.data.dataset import SeededItems
 from trainers.data.sources import MIN_SIDE, View, draw_excluding
 
 logger = logging.getLogger(__name__)
@@ -129,7 +128,7 @@ class EpisodeSource:
         allowed = {c for c in known if c not in exclude and (only is None or c in only)}
         boxes, segs, rows, cats, usable = [], [], [], [], []
         for ann in document["annotations"]:
-            box = _xyxy(ann.get("bbox"))
+            box = xyxy_box(ann.get("bbox"), 1.0)
             row = row_of.get(ann.get("image_id"))
             cat = ann.get("category_id")
             if ann.get("iscrowd", 0) or ann.get("ignore", 0) or box is None or row is None:
@@ -206,19 +205,7 @@ class EpisodeSource:
         return View(image=self._files[self._rows[k]], box=box, identity=identity)  # type: ignore[arg-type]
 
 
-def _xyxy(bbox: Any) -> tuple[float, float, float, float] | None:
-    if not isinstance(bbox, list | tuple) or len(bbox) != 4:
-        return None
-    try:
-        x, y, w, h = (float(v) for v in bbox)
-    except (TypeError, ValueError):
-        return None
-    if not all(math.isfinite(v) for v in (x, y, w, h)) or w < 1.0 or h < 1.0:
-        return None
-    return (x, y, x + w, y + h)
-
-
-class EpisodeDataset(Dataset):
+class EpisodeDataset(SeededItems):
     """Training or validation episodes, deterministic per ``(seed, epoch, index)``.
 
     Args:
@@ -237,6 +224,8 @@ class EpisodeDataset(Dataset):
     Raises:
         InvalidArgumentError: no source, bad ratios, or a non-positive count or size.
     """
+
+    item_name = "episode"
 
     def __init__(
         self,
@@ -263,33 +252,11 @@ class EpisodeDataset(Dataset):
             raise InvalidArgumentError("seed and context must be >= 0, flip in [0, 1]")
         self.sources = list(sources)
         self.probabilities = weights / weights.sum()
-        self.length = int(length)
-        self.seed = int(seed)
+        super().__init__(length=length, seed=seed, vary_by_epoch=vary_by_epoch)
         self.shots = int(shots)
         self.reference_size = int(reference_size)
         self.reference_context = float(reference_context)
         self.flip = float(flip)
-        self.vary_by_epoch = vary_by_epoch
-        self.epoch = 0
-
-    def __len__(self) -> int:
-        return self.length
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose items are returned (ignored when ``vary_by_epoch=False``).
-
-        Raises:
-            InvalidArgumentError: a negative epoch.
-        """
-        if epoch < 0:
-            raise InvalidArgumentError(f"epoch must be >= 0, got {epoch}")
-        if self.vary_by_epoch:
-            self.epoch = int(epoch)
-
-    def _rng(self, index: int) -> np.random.Generator:
-        if not 0 <= index < self.length:
-            raise IndexError(f"episode index {index} out of range for {self.length} episodes")
-        return np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, index]))
 
     def _draw(self, rng: np.random.Generator) -> Episode:
         source = self.sources[int(rng.choice(len(self.sources), p=self.probabilities))]
