@@ -38,26 +38,6 @@ def find_chromium() -> str | None:
     return None
 
 
-def install_chromium(timeout: float = 900.0) -> tuple[str | None, str]:
-    """Install Debian's ``chromium`` with apt-get when running as root.
-
-    Returns:
-        ``(path or None, what happened)``.
-    """
-    if shutil.which("apt-get") is None:
-        return None, "no chromium on PATH and no apt-get to install it"
-    if os.geteuid() != 0:
-        return None, "no chromium on PATH, and installing it with apt-get needs root"
-    cmd = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-    if done.returncode != 0:
-        tail = " ".join((done.stderr or done.stdout).strip().splitlines()[-2:])
-        return None, f"'apt-get install chromium' failed: {tail}"
-    path = find_chromium()
-    return path, "installed with apt-get" if path else "apt-get installed no chromium binary"
-
-
 class CDPError(RuntimeError):
     """The browser answered a command with an error, or stopped answering."""
 

@@ -2,8 +2,10 @@
 
 The fixtures hold seeded weights in the upstream projects' exact key layouts, their
 inputs, and the outputs the upstream code produced from them. Tests that need them are
-marked with :data:`needs_fixtures`, which skips them only when the folder is absent (a
-user's clone); CI always has it.
+marked with :data:`needs_fixtures`. When the folder is absent they are skipped in a
+user's clone and fail under CI (``CI`` set), where ``../shared`` is always laid out; when
+one fails and the installed torch/OpenCV/NumPy differ from the versions the fixtures were
+made with, the failure says so (both in ``tests/conftest.py``).
 """
 
 from __future__ import annotations
@@ -17,9 +19,36 @@ import torch
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FIXTURES = SHARED / "fixtures"
 
-needs_fixtures = pytest.mark.skipif(
-    not FIXTURES.is_dir(), reason=f"parity fixtures not found at {FIXTURES}"
-)
+needs_fixtures = pytest.mark.needs_fixtures
+
+
+def missing_fixtures() -> str | None:
+    """Why the fixtures cannot be used, or ``None`` when they are there."""
+    return None if FIXTURES.is_dir() else f"parity fixtures not found at {FIXTURES}"
+
+
+def version_mismatch() -> str | None:
+    """The libraries whose installed version differs from the one the fixtures were made
+    with (``io.pt`` ``meta.versions``; the build tag such as ``+cu132`` is ignored), as one
+    sentence, or ``None`` when they agree."""
+    import cv2
+    import numpy
+
+    made = fixture_io("siamfc_alexnet")["meta"]["versions"]
+    installed = {"torch": torch.__version__, "cv2": cv2.__version__, "numpy": numpy.__version__}
+    differ = [
+        f"{name} {installed[name]} (fixtures: {made[name]})"
+        for name in ("torch", "cv2", "numpy")
+        if installed[name].split("+")[0] != str(made[name]).split("+")[0]
+    ]
+    if not differ:
+        return None
+    return (
+        "installed versions differ from the fixtures': " + ", ".join(differ) + "; crops and "
+        "numbers can change between versions (OpenCV 5.0 vs 5.1 moves video_analyst's crops "
+        "by a grey level) — install with requirements.lock (make setup)"
+    )
+
 
 # Fixture tolerances (README section 5): |ours - ref| <= atol + rtol * |ref|.
 TOL_NETWORK = {"atol": 1e-3, "rtol": 1e-4}

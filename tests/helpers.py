@@ -13,6 +13,7 @@ square anchor.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import cv2
@@ -24,6 +25,18 @@ import matcher
 from matcher.inference.anchors import anchor_shapes
 
 TEST_RECIPES = Path(__file__).resolve().parent / "recipes"
+
+# Seed of every test that trains (``train.seed``, initial weights, sampling). The suite runs
+# with 0; each training test's threshold comment gives the values observed with
+# ``SIAMMATCH_TEST_SEED=0..4`` (``python -m tests.seed_spread`` runs them all).
+TEST_SEED = int(os.environ.get("SIAMMATCH_TEST_SEED", "0"))
+
+
+def spread_line(test: str, **values: float) -> str:
+    """The line a training test prints with its measured values, parsed by
+    :mod:`tests.seed_spread`: ``SPREAD <test> seed=<s> key=value ...``."""
+    parts = " ".join(f"{k}={v:.4f}" for k, v in values.items())
+    return f"SPREAD {test} seed={TEST_SEED} {parts}"
 
 
 def photo(name: str) -> np.ndarray:

@@ -221,7 +221,11 @@ def test_siam_mask_rcnn_r50_end_to_end_with_masks(synth, tmp_path, capsys):
     args = ["--ann", synth["ann"], "--split-file", synth["split"], "--runs", 1, "--seed", 0]
     args += ["--min-ref-size", 8, "--recipe", "siam_mask_rcnn_r50", "--weights", weights]
     args += ["--set", "model.detection.min_size=160", "--set", "model.detection.max_size=208"]
-    args += ["--score-floor", "0.0", "--no-progress", "-o", report_path]
+    # an untrained detector keeps every proposal: cap them so the RoI heads stay cheap
+    args += ["--set", "model.detection.rpn.pre_nms_top_n_test=100"]
+    args += ["--set", "model.detection.rpn.post_nms_top_n_test=50"]
+    args += ["--set", "inference.detect.detections_per_image=10"]
+    args += ["--score-floor", "0.0", "--no-progress", "-o", report_path, "--max-images", 4]
     code, _, err = run(args, capsys)
     assert code == 0, err
     report = json.loads(report_path.read_text())

@@ -3,8 +3,8 @@
 The browser test drives Debian's headless ``chromium`` over the DevTools pipe
 (:mod:`tests.cdp`): it uploads a reference and a scene, presses *Match* and checks the
 drawing on the canvas, the instance table, and the page's RLE decoder against
-pycocotools. Chromium is found on ``PATH`` or installed with ``apt-get`` (root only); when
-neither works the test fails and says why.
+pycocotools. Chromium is found on ``PATH`` (``make system-deps``, which ``make test`` runs,
+installs it); without it the test fails and says why.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from werkzeug.serving import make_server
 
 from matcher.masks import encode_rle
 from tests.api.http_helpers import upload
-from tests.cdp import Browser, find_chromium, install_chromium
+from tests.cdp import Browser, find_chromium
 
 STATIC = Path(__file__).resolve().parents[2] / "api" / "static"
 TEMPLATES = Path(__file__).resolve().parents[2] / "api" / "templates"
@@ -55,10 +55,11 @@ def test_page_loads_nothing_from_outside():
 @pytest.fixture(scope="module")
 def chromium() -> str:
     path = find_chromium()
-    if path is None:
-        path, why = install_chromium()
-        if path is None:  # the web page is a feature: no browser is a failure, not a skip
-            pytest.fail(f"headless chromium is needed for the web page test: {why}")
+    if path is None:  # the web page is a feature: no browser is a failure, not a skip
+        pytest.fail(
+            "headless chromium is needed for the web page test: none on PATH (or $CHROMIUM); "
+            "'make system-deps' installs Debian's chromium (make test runs it)"
+        )
     return path
 
 

@@ -135,6 +135,17 @@ def test_every_recipe_has_a_published_layout_or_no_parameters():
     assert set(matcher.list_recipes()) == set(PUBLISHED) | PARAMETER_FREE | OWN_FORMAT_ONLY
 
 
+def _under_our_names(m, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` (published key names) renamed through the recipe layout's key maps."""
+    ours = m.net.state_dict()
+    layout = matcher.checkpoints.get_layout(m.recipe.checkpoint_layout)
+    mapped = {}
+    for key, value in state.items():
+        best = max(layout.key_maps, key=lambda f: f(key) in ours)
+        mapped[best(key)] = value
+    return mapped
+
+
 @needs_fixtures
 @pytest.mark.parametrize("recipe", sorted(PUBLISHED))
 def test_published_layout_loads_strictly(recipe, tmp_path):
@@ -143,11 +154,7 @@ def test_published_layout_loads_strictly(recipe, tmp_path):
     torch.save(state, path)
     m = matcher.load(recipe, path)
     ours = m.net.state_dict()
-    layout = matcher.checkpoints.get_layout(m.recipe.checkpoint_layout)
-    mapped = {}
-    for key, value in state.items():
-        best = max(layout.key_maps, key=lambda f: f(key) in ours)
-        mapped[best(key)] = value
+    mapped = _under_our_names(m, state)
     assert set(mapped) <= set(ours)
     missing = [k for k in ours if k not in mapped]
     assert all(k.endswith(NO_BATCHES) for k in missing), missing
@@ -194,7 +201,13 @@ def test_video_analyst_style_wrapper(tmp_path):
     state = published_state_dict("siamrpnpp_alexnet")
     path = tmp_path / "snapshot.pkl"
     torch.save({"epoch": 3, "model_state_dict": state, "optimizer_state_dict": {}}, path)
-    matcher.load("siamrpnpp_alexnet", path)
+    m = matcher.load("siamrpnpp_alexnet", path)
+    ours = m.net.state_dict()
+    mapped = _under_our_names(m, state)
+    float_keys = [k for k, v in mapped.items() if v.is_floating_point()]
+    assert len(float_keys) >= 10 and set(mapped) <= set(ours)
+    for key in float_keys:  # every tensor came from the file, none from the initialiser
+        assert torch.equal(ours[key], mapped[key]), key
 
 
 @needs_fixtures

@@ -21,7 +21,7 @@ from matcher.embedder import (
 )
 from matcher.errors import CheckpointError, ConfigError, InvalidArgumentError, InvalidImageError
 from matcher.models.backbones import build_backbone
-from tests.helpers import photo, product_image
+from tests.helpers import TEST_SEED, photo, product_image, spread_line
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +123,11 @@ def test_info_nce_prefers_matching_pairs_and_is_symmetric():
         info_nce(a, b, temperature=0.0)
 
 
+# Gain observed with SIAMMATCH_TEST_SEED=0..4 (`python -m tests.seed_spread`): 0.237-0.529
+# (before 0.050-0.076, after 0.291-0.599).
+MIN_INFO_NCE_GAIN = 0.15
+
+
 def _views(products: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
     """A random crop (70-100 % of each side), brightness change and flip of each product."""
     out = []
@@ -146,8 +151,8 @@ def _gap(emb: Embedder, products: list[np.ndarray], rng: np.random.Generator) ->
 
 
 def test_info_nce_training_separates_products():
-    torch.manual_seed(0)
-    rng = np.random.default_rng(0)
+    torch.manual_seed(TEST_SEED)
+    rng = np.random.default_rng(TEST_SEED)
     names = ("astronaut", "coffee", "chelsea", "camera", "rocket", "hubble_deep_field")
     products = [
         photo(n)[y : y + 160, x : x + 160]
@@ -156,7 +161,7 @@ def test_info_nce_training_separates_products():
         if photo(n).shape[0] >= 360 and photo(n).shape[1] >= 360
     ]
     assert len(products) >= 10
-    emb = build_embedder()
+    emb = build_embedder(EmbedderSpec(seed=TEST_SEED))
     before = _gap(emb, products, np.random.default_rng(1))
     optim = torch.optim.Adam(emb.parameters(), lr=1e-3)
     emb.train()
@@ -168,7 +173,8 @@ def test_info_nce_training_separates_products():
         loss.backward()
         optim.step()
     after = _gap(emb, products, np.random.default_rng(1))
-    assert after > before + 0.2, (before, after)
+    print(spread_line("embedder_info_nce", before=before, after=after, gain=after - before))
+    assert after > before + MIN_INFO_NCE_GAIN, (before, after)
 
 
 # -- files --------------------------------------------------------------------------------

@@ -36,13 +36,26 @@ def test_path_pil_numpy_and_bytes_agree(rgb, tmp_path):
             assert np.array_equal(out, rgb)
 
 
-def test_exif_orientation_is_applied(rgb):
-    img = Image.fromarray(rgb)
+def test_exif_orientation_is_applied():
+    # Smooth, asymmetric content that JPEG keeps: a horizontal red ramp, a vertical green
+    # ramp and a blue block in the top-left corner.
+    ys, xs = np.mgrid[0:20, 0:30]
+    stored = np.dstack([xs * 8, ys * 12, np.where((ys < 6) & (xs < 8), 255, 0)])
+    stored = stored.astype(np.uint8)
     exif = Image.Exif()
-    exif[0x0112] = 6  # rotate 90 degrees clockwise when displayed
-    data = _png(img, format="JPEG", exif=exif.tobytes(), quality=100)
+    exif[0x0112] = 6  # displayed turned 90 degrees clockwise
+    data = _png(Image.fromarray(stored), format="JPEG", exif=exif.tobytes(), quality=100,
+                subsampling=0)  # fmt: skip
     out = load_image(data)
     assert out.shape == (30, 20, 3)
+    # Turned clockwise, the stored top-left corner lands at the displayed top-right, and
+    # the stored left column, read bottom to top, becomes the displayed top row.
+    expected = np.rot90(stored, k=-1)
+    error = np.abs(out.astype(int) - expected).mean()
+    assert error < 3.0, error
+    assert out[:6, -6:, 2].mean() > 200 and out[-6:, :6, 2].mean() < 50  # the blue corner
+    for wrong in (np.rot90(stored, k=1), stored.transpose(1, 0, 2), np.rot90(stored, k=-1)[::-1]):
+        assert np.abs(out.astype(int) - wrong).mean() > 10 * error + 20
 
 
 def test_grey_rgba_palette_and_16_bit(rgb):

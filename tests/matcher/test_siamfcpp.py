@@ -106,9 +106,10 @@ def test_match_many_equals_individual_matches(template_matcher, background):
         scene = paste(
             scene, product_image(kind), (20 + 150 * i, 40 + 60 * i, 140 + 150 * i, 160 + 60 * i)
         )
-    refs = [matcher.Reference.from_image(product_image(k), id=k) for k in kinds] * 2
+    refs = [matcher.Reference.from_image(product_image(k), id=k) for k in kinds]
+    refs.append(refs[0])  # the same reference twice in one batch
     many = template_matcher.match_many(refs, scene, max_instances=3, score_threshold=0.3)
-    assert len(many) == 8
+    assert len(many) == 5
     for i, (ref, got) in enumerate(zip(refs, many, strict=True)):
         alone = template_matcher.match(ref, scene, max_instances=3, score_threshold=0.3)
         assert got.reference_id == ref.id

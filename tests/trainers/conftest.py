@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable) -> Path:
+    """A folder ``build(folder)`` fills once per test run, even under pytest-xdist: the
+    workers share the run's base temp folder, the first one builds under a file lock and
+    marks the folder complete, the others wait for it and reuse it."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # shared by every worker of this run
+    folder = base / name
+    with open(base / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / ".complete").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            build(folder)
+            (folder / ".complete").touch()
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -12,10 +33,12 @@ def synth_sets(tmp_path_factory) -> dict[str, Path]:
     """A small training set and a held-out set (other seed: other products and scenes)."""
     from trainers.data.synth import generate
 
-    root = tmp_path_factory.mktemp("synth")
-    train = generate(root / "train", num_products=24, num_scenes=120, seed=21, workers=2)
-    val = generate(root / "val", num_products=12, num_scenes=40, seed=22, workers=2)
-    return {"train": train, "val": val}
+    def build(root: Path) -> None:
+        generate(root / "train", num_products=24, num_scenes=120, seed=21, workers=2)
+        generate(root / "val", num_products=12, num_scenes=40, seed=22, workers=2)
+
+    root = built_once(tmp_path_factory, "synth", build)
+    return {"train": root / "train", "val": root / "val"}
 
 
 def data_overrides(sets: dict[str, Path], *, modes: tuple[str, ...] = ("catalog", "instance")):

@@ -13,17 +13,23 @@ import csv
 
 import pytest
 
+from tests.helpers import TEST_SEED, spread_line
 from tests.trainers.conftest import data_overrides
 from trainers.train import main as train_main
 
-# recipe, steps, minimum trained IoU, minimum gain over untrained. Measured on this
-# machine (untrained -> trained): SiamFC 0.111 -> 0.555, SiamRPN 0.000 -> 0.355,
-# SiamFC++ 0.004 -> 0.271, SiamMask 0.011 -> 0.299.
+# recipe, steps, minimum trained IoU, minimum gain over untrained. Observed with
+# SIAMMATCH_TEST_SEED=0..4 (requirements.lock, one torch thread, 2-core AMD EPYC VM;
+# `python -m tests.seed_spread`), untrained -> trained, and the smallest gain:
+#   SiamFC   0.088-0.128 -> 0.432-0.557, smallest gain 0.304 (seed 2)
+#   SiamRPN  0.000-0.031 -> 0.273-0.327, smallest gain 0.255 (seed 3)
+#   SiamFC++ 0.004-0.011 -> 0.119-0.172, smallest gain 0.115 (seed 0)
+#   SiamMask 0.000-0.014 -> 0.081-0.266, smallest gain 0.070 (seed 0)
+# Each threshold sits at about 60-70 % of the smallest value observed.
 CASES = {
-    "tiny/siamfc_alexnet": (200, 0.40, 0.25),
-    "tiny/siamrpn_alexnet": (250, 0.22, 0.20),
-    "tiny/siamfcpp_alexnet": (100, 0.12, 0.10),
-    "tiny/siammask_r50": (60, 0.12, 0.10),
+    "tiny/siamfc_alexnet": (100, 0.30, 0.20),
+    "tiny/siamrpn_alexnet": (120, 0.19, 0.17),
+    "tiny/siamfcpp_alexnet": (60, 0.08, 0.07),
+    "tiny/siammask_r50": (40, 0.05, 0.045),
 }
 
 
@@ -37,7 +43,7 @@ def _run(tmp_path, recipe, steps, sets, name):
     code = train_main(
         [recipe, "--out", str(out), "--max-steps", str(steps), "--workers", "2",
          "--no-tensorboard", "train.log_every=10", f"train.val_every={max(steps, 1)}",
-         "train.val_pairs=96", *data_overrides(sets)]
+         "train.val_pairs=96", f"train.seed={TEST_SEED}", *data_overrides(sets)]
     )  # fmt: skip
     assert code == 0
     return out / "metrics.csv"
@@ -52,6 +58,7 @@ def test_training_improves_held_out_localisation(tmp_path, synth_sets, recipe):
     trained = _values(metrics, "val_mean_iou")
     before, after = untrained[-1][1], trained[-1][1]
     print(f"{recipe}: held-out mean IoU {before:.3f} -> {after:.3f} after {steps} steps")
+    print(spread_line(f"learning[{recipe}]", untrained=before, trained=after))
     assert after >= floor, (before, after)
     assert after >= before + gain, (before, after)
     losses = [v for _, v in _values(metrics, "total")]

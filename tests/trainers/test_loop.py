@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import math
+import socket
 
 import pytest
 import torch
@@ -109,6 +110,13 @@ def test_user_mistakes_exit_2(tmp_path, capsys):
     assert train_main(["tiny/siamfc_alexnet", "--resume", str(tmp_path / "x.pth")]) == 2
 
 
+def _free_port() -> int:
+    """A loopback TCP port nobody listens on now (another test run may use any fixed one)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def test_ddp_two_cpu_processes_keep_identical_replicas(tmp_path, synth_sets):
     """torchrun, 2 processes, gloo: both replicas hold the same weights after training."""
     import subprocess
@@ -118,7 +126,7 @@ def test_ddp_two_cpu_processes_keep_identical_replicas(tmp_path, synth_sets):
     out = tmp_path / "ddp"
     torchrun = Path(sys.executable).parent / "torchrun"
     cmd = [
-        str(torchrun), "--nproc_per_node", "2", "--master_port", "29517",
+        str(torchrun), "--nproc_per_node", "2", "--master_port", str(_free_port()),
         "-m", "trainers.train", "tiny/siamrpn_alexnet", "--out", str(out), "--device", "cpu",
         "--max-steps", "6", "--workers", "0", "--no-tensorboard",
         *FAST, *data_overrides(synth_sets),

@@ -18,6 +18,7 @@ from torchvision.ops import box_iou
 import matcher
 from matcher.errors import ConfigError
 from matcher.recipes import load_recipe
+from tests.helpers import TEST_SEED, spread_line
 from tests.trainers.data_layouts import bright, draw, region_box, write_image
 from trainers.detection.build import build_episode_dataset, excluded_categories
 from trainers.detection.targets import check_targets, collate_episodes
@@ -235,15 +236,20 @@ def test_task_batches_losses_and_validation(coco_set):
 
 # -- it learns ------------------------------------------------------------------------------
 
-# Measured on this machine (2 shared cores, one torch thread, about 2.3 CPU-minutes for the
-# whole test, synthetic sets included): held-out AP50 (unseen products) of the untrained
-# network 0.000 -> 0.213 after 100 steps (masks 0.270); more than one instance found in 8 of
-# the 55 crowded (scene, product) pairs (untrained: 0). The thresholds keep a 2x margin.
+# Observed with SIAMMATCH_TEST_SEED=0..4 (requirements.lock, one torch thread, 2-core AMD
+# EPYC VM; `python -m tests.seed_spread`), untrained -> trained after 100 steps:
+#   held-out AP50 0.000-0.013 -> 0.063-0.293 (seeds: 0.190 0.181 0.293 0.147 0.063),
+#   mask AP50 -> 0.069-0.209, last third / first third of the loss 0.293-0.377;
+#   55 crowded held-out (scene, product) pairs at score >= 0.05: instances found 0-6 ->
+#   5-33, pairs with more than one found 0-1 -> 1-7 (seeds: 2 6 3 7 1).
+# The thresholds hold for every seed with a margin of about a third of its smallest value.
 STEPS = 100
-MIN_AP50 = 0.08
-MIN_GAIN = 0.06
-SCORE_THRESHOLD = 0.2
-MIN_SEVERAL = 3  # crowded (scene, product) pairs where more than one instance is found
+MIN_AP50 = 0.04
+MIN_GAIN = 0.035
+MAX_LOSS_RATIO = 0.5
+SEVERAL_AT = 0.05
+MIN_SEVERAL = 1
+THRESHOLDS = (0.05, 0.1, 0.2)  # instance scores at which crowded scenes are counted
 
 
 def _values(path: Path, key: str) -> list[tuple[int, float]]:
@@ -258,47 +264,58 @@ def _train(out: Path, sets: dict[str, Path], steps: int) -> Path:
         [TINY, "--out", str(out), "--max-steps", str(steps), "--workers", "1",
          "--no-tensorboard", f"train.data=[{train}]", f"train.val_data=[{val}]",
          "train.val_pairs=40", "train.log_every=10", f"train.val_every={max(steps, 1)}",
-         "train.checkpoint_every=0", "train.epochs=1", f"train.steps_per_epoch={max(steps, 1)}"]
+         "train.checkpoint_every=0", "train.epochs=1", f"train.steps_per_epoch={max(steps, 1)}",
+         f"train.seed={TEST_SEED}"]
     )  # fmt: skip
     assert code == 0
     return out / "metrics.csv"
 
 
-@pytest.fixture
-def one_thread():
-    """Single-threaded torch: on a shared 2-core machine two threads spin on each other
-    (measured: 8 CPU-seconds instead of 1 for one training step)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.slow
-def test_tiny_recipe_learns_to_detect_and_segment_unseen_products(tmp_path, synth_sets, one_thread):
+def test_tiny_recipe_learns_to_detect_and_segment_unseen_products(tmp_path, synth_sets):
     untrained = _values(_train(tmp_path / "untrained", synth_sets, 0), "val_ap50")[-1][1]
     metrics = _train(tmp_path / "trained", synth_sets, STEPS)
     trained = _values(metrics, "val_ap50")[-1][1]
     masks = _values(metrics, "val_mask_ap50")[-1][1]
-    found = _instances_found(tmp_path / "trained" / "model.pth", synth_sets["val"])
-    found_before = _instances_found(tmp_path / "untrained" / "model.pth", synth_sets["val"])
-    several, several_before = sum(n > 1 for n in found), sum(n > 1 for n in found_before)
-    print(
-        f"held-out AP50 {untrained:.3f} -> {trained:.3f} (masks {masks:.3f}) after {STEPS} "
-        f"steps; of {len(found)} crowded (scene, product) pairs, {several_before} -> {several} "
-        f"with several instances found ({sum(found_before)} -> {sum(found)} instances)"
-    )
-    assert trained >= MIN_AP50 and trained >= untrained + MIN_GAIN, (untrained, trained)
-    assert masks >= untrained + MIN_GAIN / 2
+    after = _crowded_hits(tmp_path / "trained" / "model.pth", synth_sets["val"])
+    before = _crowded_hits(tmp_path / "untrained" / "model.pth", synth_sets["val"])
+    seen = _crowded_hits(tmp_path / "trained" / "model.pth", synth_sets["train"], limit=40)
+    seen_before = _crowded_hits(tmp_path / "untrained" / "model.pth", synth_sets["train"], limit=40)
+    counts = {}
+    for threshold in THRESHOLDS:
+        runs = (("before", before), ("after", after), ("seen_before", seen_before), ("seen", seen))
+        for name, hits in runs:
+            found = [_found(pair, threshold) for pair in hits]
+            counts[f"{name}_several@{threshold}"] = sum(n > 1 for n in found)
+            counts[f"{name}_found@{threshold}"] = sum(found)
     losses = [v for _, v in _values(metrics, "total")]
     head, tail = losses[: len(losses) // 3], losses[-(len(losses) // 3) :]
-    assert sum(tail) / len(tail) < 0.7 * sum(head) / len(head)  # the loss falls
-    assert several >= MIN_SEVERAL and sum(found) > sum(found_before)
+    loss_ratio = (sum(tail) / len(tail)) / (sum(head) / len(head))
+    print(
+        spread_line(
+            "siam_mask_rcnn", untrained_ap50=untrained, ap50=trained, mask_ap50=masks,
+            loss_ratio=loss_ratio, pairs=len(after), **counts,
+        )
+    )  # fmt: skip
+    assert trained >= MIN_AP50 and trained >= untrained + MIN_GAIN, (untrained, trained)
+    assert masks >= untrained + MIN_GAIN / 2
+    assert loss_ratio < MAX_LOSS_RATIO  # the loss falls
+    several = counts[f"after_several@{SEVERAL_AT}"]
+    assert several >= MIN_SEVERAL, counts
+    assert counts[f"after_found@{SEVERAL_AT}"] > counts[f"before_found@{SEVERAL_AT}"], counts
 
 
-def _instances_found(weights: Path, val_root: Path) -> list[int]:
-    """For every held-out scene holding >= 3 instances of a product: how many of them the
-    matcher finds (IoU >= 0.5), with a reference cropped from another scene."""
+def _found(hits: list[tuple[float, int]], threshold: float) -> int:
+    """Distinct true instances hit by a box scored at least ``threshold``."""
+    return len({truth for score, truth in hits if score >= threshold and truth >= 0})
+
+
+def _crowded_hits(
+    weights: Path, val_root: Path, limit: int | None = None
+) -> list[list[tuple[float, int]]]:
+    """For every held-out scene holding >= 3 instances of a product, matched with a
+    reference cropped from another scene: each returned box as ``(score, index of the true
+    instance it hits at IoU >= 0.5, or -1)``."""
     m = matcher.load(None, weights)
     doc = json.loads((val_root / "annotations.json").read_text())
     files = {im["id"]: val_root / "images" / im["file_name"] for im in doc["images"]}
@@ -306,14 +323,19 @@ def _instances_found(weights: Path, val_root: Path) -> list[int]:
     for ann in doc["annotations"]:
         if not ann.get("iscrowd"):
             groups.setdefault((ann["image_id"], ann["category_id"]), []).append(ann["bbox"])
-    found = []
-    for image_id, cat in sorted(k for k, v in groups.items() if len(v) >= 3):
+    out = []
+    crowded = sorted(k for k, v in groups.items() if len(v) >= 3)
+    for image_id, cat in crowded[:limit]:
         other = next(k for k in sorted(groups) if k[1] == cat and k[0] != image_id)
         x, y, w, h = max(groups[other], key=lambda b: b[2] * b[3])
         ref = matcher.Reference.from_image(files[other[0]], (x, y, x + w, y + h))
-        result = m.match(ref, files[image_id], max_instances=20, score_threshold=SCORE_THRESHOLD)
+        result = m.match(ref, files[image_id], max_instances=20, score_threshold=min(THRESHOLDS))
         truth = torch.tensor([[x, y, x + w, y + h] for x, y, w, h in groups[(image_id, cat)]])
         boxes = torch.tensor([inst.box for inst in result.instances]).reshape(-1, 4)
-        hits = box_iou(boxes, truth.float()) >= 0.5
-        found.append(int(hits.any(dim=0).sum()))
-    return found
+        iou = box_iou(boxes, truth.float())
+        pairs = []
+        for inst, row in zip(result.instances, iou, strict=True):
+            best = int(row.argmax()) if row.numel() and float(row.max()) >= 0.5 else -1
+            pairs.append((float(inst.score), best))
+        out.append(pairs)
+    return out
