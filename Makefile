@@ -2,7 +2,7 @@
 # nothing but Python 3.11 and access to the package registry.
 #
 # Versions: setup.py states ranges (a library must install beside other packages);
-# requirements.lock fixes the exact version of every package, and every pip call here
+# constraints.txt fixes the exact version of every package, and every pip call here
 # installs through it (pip -c). `make lock` regenerates it from a clean venv; the venv is
 # rebuilt from scratch whenever the lock changes.
 
@@ -10,7 +10,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-LOCK := requirements.lock
+LOCK := constraints.txt
 # `make lock` keeps the lock's torch, torchvision and OpenCV (the parity fixtures' versions)
 # unless told otherwise: make lock LOCK_PINS="torch==X torchvision==Y opencv-python-headless==Z"
 LOCK_PINS ?= $(shell grep -iE '^(torch|torchvision|opencv-python-headless)==' $(LOCK))

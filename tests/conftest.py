@@ -4,9 +4,9 @@
   cores the machine has or on what else runs on them, and on a shared 2-core machine one
   thread per process is also the fastest (two threads spin on each other). Tests that need
   more set it themselves.
-- Tests marked ``needs_fixtures`` (``tests/fixtures.py``) are skipped when
-  ``../shared/fixtures`` is absent, except under CI (``CI`` set), where that is a failure; a
-  failing one says when the installed library versions differ from the fixtures'.
+- Tests marked ``needs_fixtures`` (``tests/fixtures.py``) fail with one clear line when
+  ``../shared/fixtures`` is absent (never a silent skip); a failing one says when the
+  installed library versions differ from the fixtures'.
 """
 
 from __future__ import annotations
@@ -53,9 +53,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     missing = missing_fixtures()
     if missing is None:
         return
-    if os.environ.get("CI"):
-        pytest.fail(f"{missing}: CI must have ../shared beside the project", pytrace=False)
-    pytest.skip(missing)
+    pytest.fail(f"{missing}: the parity tests need ../shared beside the project", pytrace=False)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -2,14 +2,14 @@
 
 The fixtures hold seeded weights in the upstream projects' exact key layouts, their
 inputs, and the outputs the upstream code produced from them. Tests that need them are
-marked with :data:`needs_fixtures`. When the folder is absent they are skipped in a
-user's clone and fail under CI (``CI`` set), where ``../shared`` is always laid out; when
-one fails and the installed torch/OpenCV/NumPy differ from the versions the fixtures were
-made with, the failure says so (both in ``tests/conftest.py``).
+marked with :data:`needs_fixtures`. When the folder is absent they fail, saying where
+they looked; when one fails and the installed torch/OpenCV/NumPy differ from the versions
+the fixtures were made with, the failure says so (both in ``tests/conftest.py``).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -27,6 +27,7 @@ def missing_fixtures() -> str | None:
     return None if FIXTURES.is_dir() else f"parity fixtures not found at {FIXTURES}"
 
 
+@functools.cache
 def version_mismatch() -> str | None:
     """The libraries whose installed version differs from the one the fixtures were made
     with (``io.pt`` ``meta.versions``; the build tag such as ``+cu132`` is ignored), as one
@@ -46,7 +47,7 @@ def version_mismatch() -> str | None:
     return (
         "installed versions differ from the fixtures': " + ", ".join(differ) + "; crops and "
         "numbers can change between versions (OpenCV 5.0 vs 5.1 moves video_analyst's crops "
-        "by a grey level) — install with requirements.lock (make setup)"
+        "by a grey level) — install with constraints.txt (make setup)"
     )
 
 

@@ -18,7 +18,7 @@ from tests.trainers.conftest import data_overrides
 from trainers.train import main as train_main
 
 # recipe, steps, minimum trained IoU, minimum gain over untrained. Observed with
-# SIAMMATCH_TEST_SEED=0..4 (requirements.lock, one torch thread, 2-core AMD EPYC VM;
+# SIAMMATCH_TEST_SEED=0..4 (constraints.txt, one torch thread, 2-core AMD EPYC VM;
 # `python -m tests.seed_spread`), untrained -> trained, and the smallest gain:
 #   SiamFC   0.088-0.128 -> 0.432-0.557, smallest gain 0.304 (seed 2)
 #   SiamRPN  0.000-0.031 -> 0.273-0.327, smallest gain 0.255 (seed 3)
