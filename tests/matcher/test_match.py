@@ -150,18 +150,22 @@ def test_large_scene_is_tiled_and_searched(template_matcher):
 
 
 def test_match_many_equals_individual_matches(template_matcher, background):
-    kinds = ["astronaut", "coffee", "chelsea", "rocket"]
+    kinds = ["astronaut", "coffee", "rocket"]
     scene = background
     for i, kind in enumerate(kinds):
         scene = paste(
-            scene, product_image(kind), (20 + 150 * i, 40 + 60 * i, 140 + 150 * i, 160 + 60 * i)
+            scene, product_image(kind), (20 + 200 * i, 40 + 90 * i, 140 + 200 * i, 160 + 90 * i)
         )
     refs = [matcher.Reference.from_image(product_image(k), id=k) for k in kinds]
     refs.append(refs[0])  # the same reference twice in one batch
     many = template_matcher.match_many(refs, scene, max_instances=3, score_threshold=0.3)
-    assert len(many) == 5
+    assert len(many) == 4
+    alone_of = {
+        ref.id: template_matcher.match(ref, scene, max_instances=3, score_threshold=0.3)
+        for ref in refs[:3]
+    }
     for ref, got in zip(refs, many, strict=True):
-        alone = template_matcher.match(ref, scene, max_instances=3, score_threshold=0.3)
+        alone = alone_of[ref.id]
         assert got.reference_id == ref.id
         assert len(got.instances) == len(alone.instances)
         for a, b in zip(got.instances, alone.instances, strict=True):
