@@ -32,7 +32,12 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 # Modules that add their own sub-commands: each defines ``register(sub)``, which adds
 # parsers to the ``add_subparsers`` object and sets ``func`` on them (heavy imports stay
 # inside the command functions, so ``siammatch --help`` remains fast).
-COMMAND_MODULES: tuple[str, ...] = ("api.cli_eval", "api.cli_serve", "api.cli_catalog")
+COMMAND_MODULES: tuple[str, ...] = (
+    "api.cli_eval",
+    "api.cli_serve",
+    "api.cli_catalog",
+    "api.cli_calibrate",
+)
 
 
 class UsageError(Exception):

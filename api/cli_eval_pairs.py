@@ -1,10 +1,15 @@
 """``siammatch eval pairs``: one-shot localisation of several matchers on held-out scenes.
 
-Runs the protocol of :mod:`trainers.evaluate.pairs_protocol` on a held-out synthetic set
-(generated from a seed no recipe trains on, :mod:`trainers.evaluate.heldout`) for several
-matchers side by side, and prints a Markdown table; ``--output`` writes the JSON report,
-``--markdown`` the table. Every argument, matcher and output path is checked before any
-scene is generated or matched.
+With ``--set synthetic`` (the default) it runs the protocol of
+:mod:`trainers.evaluate.pairs_protocol` on a held-out synthetic set (generated from a seed
+no recipe trains on, :mod:`trainers.evaluate.heldout`); with ``--set real`` the protocol of
+:mod:`trainers.evaluate.real_protocol` on a split of the real-photo set
+(:mod:`trainers.evaluate.real_set`: ``test`` to evaluate, ``val`` to calibrate; ``train`` is
+refused), which adds the per-category success, the instance recall, AUROC, the calibration
+error and a reliability diagram (``--reliability``). Both run several matchers side by side
+and print Markdown tables; ``--output`` writes the JSON report, ``--markdown`` the tables.
+Every argument, matcher, output path and (for the real set) every file of the split is
+checked before any scene is generated or matched.
 
 :func:`add_pairs_parser` adds the sub-command to the ``eval`` command's sub-parsers
 (:data:`api.cli_eval.EVAL_COMMANDS`). This module imports nothing heavy at the top, so
@@ -24,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MATCHERS = "siammask_small,baseline_sift,baseline_template"
 DEFAULT_SCENES = 100
+#: Seed of a generated real-photo set (the default of ``build_real_set``).
+DEFAULT_REAL_SEED = 2026
 DEFAULT_DATA_ROOT = Path("var/eval")
 #: Seed of the held-out set. Recipes train on small seeds (``configs/tiny/_data.yaml``: 11
 #: and 12; the test suite: 21 and 22); the command refuses any seed a recipe trains on.
@@ -36,11 +43,15 @@ def add_pairs_parser(eval_sub: Any) -> argparse.ArgumentParser:
     """Add ``pairs`` to the ``eval`` command's sub-parsers; returns its parser."""
     p = eval_sub.add_parser(
         "pairs",
-        help="one-shot localisation on held-out synthetic scenes, several matchers",
+        help="one-shot localisation on held-out synthetic scenes or real photos, several matchers",
         description=(
             "For each held-out scene, find each product present (reference: its catalog "
             "photo) and one absent product; report success@IoU0.5, mean IoU, mask IoU, "
-            "false-positive rate on absent products and median latency per matcher."
+            "false-positive rate on absent products and median latency per matcher. With "
+            "--set real, run the trials of a split of the real-photo set instead and add "
+            "success per category, instance recall on several-instance scenes, AUROC "
+            "present vs absent, the calibration error of the top score and a reliability "
+            "diagram."
         ),
     )
     p.add_argument(
@@ -49,29 +60,48 @@ def add_pairs_parser(eval_sub: Any) -> argparse.ArgumentParser:
         help="comma-separated recipe or baseline names, recipe YAML files, or RECIPE:WEIGHTS "
         f"(default: {DEFAULT_MATCHERS})",
     )
-    p.add_argument("--scenes", type=int, default=DEFAULT_SCENES, help="held-out scenes used")
+    p.add_argument(
+        "--set",
+        dest="eval_set",
+        choices=("synthetic", "real"),
+        default="synthetic",
+        help="held-out synthetic scenes (default) or the real-photo set",
+    )
+    p.add_argument(
+        "--split",
+        help="split of the real-photo set: test (default; evaluation) or val (calibration)",
+    )
+    p.add_argument(
+        "--scenes",
+        type=int,
+        help=f"held-out scenes used (synthetic set; default {DEFAULT_SCENES})",
+    )
     p.add_argument(
         "--seed",
         type=int,
-        default=DEFAULT_EVAL_SEED,
-        help=f"seed of the held-out set and of the absent-product draws (default "
-        f"{DEFAULT_EVAL_SEED}; refused if a recipe trains on it)",
+        help=f"seed of the held-out set and of the absent-product draws (synthetic: default "
+        f"{DEFAULT_EVAL_SEED}, refused if a recipe trains on it); of the real-photo set built "
+        f"when --data is not given (real: default {DEFAULT_REAL_SEED})",
     )
     p.add_argument(
         "--data",
-        help="an existing `siammatch synth` dataset to evaluate on (default: generate one "
-        f"from --seed under {DEFAULT_DATA_ROOT}/)",
+        help="an existing dataset to evaluate on: a `siammatch synth` set, or a real-photo set "
+        f"folder with --set real (default: generate one from --seed under {DEFAULT_DATA_ROOT}/)",
     )
     p.add_argument(
         "--products",
         type=int,
-        default=DEFAULT_EVAL_PRODUCTS,
-        help=f"catalog size of a generated set (default {DEFAULT_EVAL_PRODUCTS})",
+        help=f"catalog size of a generated synthetic set (default {DEFAULT_EVAL_PRODUCTS})",
     )
-    p.add_argument("--workers", type=int, default=2, help="processes generating the set")
+    p.add_argument("--workers", type=int, help="processes generating the synthetic set (default 2)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (Siamese matchers)")
     p.add_argument("--output", help="write the JSON report to this file")
-    p.add_argument("--markdown", help="write the Markdown table to this file")
+    p.add_argument("--markdown", help="write the Markdown table(s) to this file")
+    p.add_argument(
+        "--reliability",
+        metavar="PNG",
+        help="write the reliability diagram of the top scores here (--set real)",
+    )
     p.set_defaults(func=cmd_eval_pairs)
     return p
 
@@ -104,9 +134,28 @@ def _check_output(path: str | None, flag: str) -> None:
         raise UsageError(f"{flag} {path}: folder {target.parent} does not exist")
 
 
+def _load_matchers(args: argparse.Namespace) -> list[tuple[str, Any]]:
+    """``(spec, matcher)`` for every ``--matchers`` item, each loaded and checked."""
+    from api.cli import _load_matcher
+
+    matchers = []
+    for recipe, weights in _parse_matchers(args.matchers):
+        ns = argparse.Namespace(recipe=recipe, weights=weights, device=args.device, overrides=[])
+        matchers.append((f"{recipe}:{weights}" if weights else recipe, _load_matcher(ns)))
+    return matchers
+
+
 def cmd_eval_pairs(args: argparse.Namespace) -> int:
     """Run ``siammatch eval pairs`` (see the module docstring)."""
-    from api.cli import UsageError, _load_matcher
+    if args.eval_set == "real":
+        from api.cli_eval_real import cmd_eval_pairs_real
+
+        return cmd_eval_pairs_real(args)
+    return _cmd_eval_pairs_synthetic(args)
+
+
+def _cmd_eval_pairs_synthetic(args: argparse.Namespace) -> int:
+    from api.cli import UsageError
     from matcher.recipes import recipe_dir
     from trainers.evaluate import pairs_protocol as protocol
     from trainers.evaluate.heldout import (
@@ -116,16 +165,25 @@ def cmd_eval_pairs(args: argparse.Namespace) -> int:
         synth_sources,
     )
 
+    for flag, value in (("--split", args.split), ("--reliability", args.reliability)):
+        if value is not None:
+            raise UsageError(f"{flag} applies to --set real only")
+    args = argparse.Namespace(**vars(args))  # the synthetic defaults, on a copy
+    for name, default in (
+        ("scenes", DEFAULT_SCENES),
+        ("seed", DEFAULT_EVAL_SEED),
+        ("products", DEFAULT_EVAL_PRODUCTS),
+        ("workers", 2),
+    ):
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     if args.scenes < 1:
         raise UsageError(f"--scenes must be >= 1, got {args.scenes}")
     if args.seed < 0:
         raise UsageError(f"--seed must be >= 0, got {args.seed}")
     _check_output(args.output, "--output")
     _check_output(args.markdown, "--markdown")
-    matchers = []
-    for recipe, weights in _parse_matchers(args.matchers):
-        ns = argparse.Namespace(recipe=recipe, weights=weights, device=args.device, overrides=[])
-        matchers.append((f"{recipe}:{weights}" if weights else recipe, _load_matcher(ns)))
+    matchers = _load_matchers(args)
 
     sources = synth_sources(recipe_dir())
     if args.data:

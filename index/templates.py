@@ -21,6 +21,7 @@ import torch
 
 from index.products import box_from_json
 from index.store import CatalogStore
+from matcher.inference.geometric import ReferenceKeypoints
 from matcher.siamese_matcher import ReferenceFeatures, SiameseMatcher
 from matcher.structures import Reference
 
@@ -38,6 +39,9 @@ def matcher_key(matcher: SiameseMatcher) -> str:
     for key, value in sorted(tensors.items()):
         digest.update(key.encode())
         digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    geometric = getattr(matcher, "geometric", None)
+    if geometric is not None:  # the cached keypoints depend on the stage's settings
+        digest.update(repr(geometric.params).encode())
     return f"{matcher.name}:{digest.hexdigest()[:24]}"
 
 
@@ -52,6 +56,13 @@ def features_to_bytes(features: ReferenceFeatures) -> bytes:
     }
     if features.embedding is not None:
         payload["embedding"] = torch.from_numpy(np.ascontiguousarray(features.embedding))
+    if features.geometry is not None and features.colour is not None:
+        payload["geometry_points"] = [torch.from_numpy(p) for p, _ in features.geometry.levels]
+        payload["geometry_descriptors"] = [
+            torch.from_numpy(np.ascontiguousarray(d)) for _, d in features.geometry.levels
+        ]
+        payload["geometry_corners"] = torch.from_numpy(features.geometry.corners)
+        payload["colour"] = torch.from_numpy(features.colour)
     buf = io.BytesIO()
     torch.save(payload, buf)
     return buf.getvalue()
@@ -66,6 +77,14 @@ def features_from_bytes(data: bytes, *, device: torch.device) -> ReferenceFeatur
     """
     payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     w, h = (float(v) for v in payload["size_in_template"].tolist())
+    geometry = colour = None
+    if "geometry_corners" in payload:
+        levels = zip(payload["geometry_points"], payload["geometry_descriptors"], strict=True)
+        geometry = ReferenceKeypoints(
+            levels=tuple((p.numpy(), d.numpy()) for p, d in levels),
+            corners=payload["geometry_corners"].numpy(),
+        )
+        colour = payload["colour"].numpy()
     return ReferenceFeatures(
         template=[t.to(device) for t in payload["template"]],
         size_in_template=(w, h),
@@ -73,6 +92,8 @@ def features_from_bytes(data: bytes, *, device: torch.device) -> ReferenceFeatur
         recipe=str(payload["recipe"]),
         reference_id=str(payload["reference_id"]) or None,
         embedding=payload["embedding"].numpy() if "embedding" in payload else None,
+        geometry=geometry,
+        colour=colour,
     )
 
 

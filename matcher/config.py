@@ -308,6 +308,14 @@ class MatchConfig:
         verifier_candidates: boxes verified per reference.
         verifier_context: the embedded squares are the box's longer side times
             ``1 + verifier_context`` (as the embedder was trained).
+        geometric: add geometric verification and proposals with local features and
+            fuse all evidence into one score (:mod:`matcher.inference.evidence`).
+        geometric_candidates: best (verified) Siamese boxes checked geometrically.
+        geometric_proposals: whole-scene homography fits added at most.
+        calibration: with ``geometric``, the fitted calibration turning the evidence into
+            P(instance is the reference): a file written by ``siammatch calibrate``, or
+            the bare name of one under ``weights/`` (empty: the uncalibrated fallback of
+            :func:`matcher.inference.fusion.fallback_probability`).
     """
 
     score_threshold: float = 0.5
@@ -327,8 +335,27 @@ class MatchConfig:
     verifier_weight: float = 0.8
     verifier_candidates: int = 32
     verifier_context: float = 0.1
+    geometric: bool = False
+    geometric_candidates: int = 10
+    geometric_proposals: int = 3
+    calibration: str = ""
 
     def __post_init__(self) -> None:
+        if not 1 <= self.geometric_candidates <= 1000:
+            raise ConfigError(
+                "inference.match.geometric_candidates must be in [1, 1000], got "
+                f"{self.geometric_candidates}"
+            )
+        if not 0 <= self.geometric_proposals <= 100:
+            raise ConfigError(
+                "inference.match.geometric_proposals must be in [0, 100], got "
+                f"{self.geometric_proposals}"
+            )
+        if self.calibration and not self.geometric:
+            raise ConfigError(
+                "inference.match.calibration needs inference.match.geometric: true (the "
+                "calibration fuses the geometric evidence)"
+            )
         if not 0.0 <= self.verifier_weight <= 1.0:
             raise ConfigError(
                 f"inference.match.verifier_weight must be in [0, 1], got {self.verifier_weight}"

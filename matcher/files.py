@@ -12,7 +12,8 @@ from typing import BinaryIO
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> Path:
     """Write ``path`` through ``write(fh)``: a temporary file in the same folder, fsync,
     rename over ``path``, fsync of the folder. Readers see the old file or the complete new
-    one; on any error the temporary file is removed and the old file stays.
+    one; on any error the temporary file is removed and the old file stays. The new file
+    keeps the old one's permissions (0644 when there was none).
 
     The temporary file is ``.<name>.<pid>.<random>.tmp``, so a cleaner can tell the files
     of dead writers (see :func:`index.faiss_index.remove_stale_temp_files`).
@@ -25,6 +26,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
         prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent
     )
     try:
+        # mkstemp creates the file private (0600); give it the mode of the file it
+        # replaces, or the usual 0644 for a new one.
+        os.fchmod(fd, path.stat().st_mode & 0o777 if path.exists() else 0o644)
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()

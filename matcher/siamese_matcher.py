@@ -27,6 +27,9 @@ from matcher.inference.distractors import (
     rescore_by_distractors,
     similarity_matrix,
 )
+from matcher.inference.evidence import ScoredCandidate, fuse_candidates
+from matcher.inference.fusion import Calibration, colour_histogram, resolve_calibration_path
+from matcher.inference.geometric import GeometricVerifier, ReferenceKeypoints
 from matcher.inference.instance_masks import InstanceMasker
 from matcher.inference.local import template_crop
 from matcher.inference.match import Candidate, SearchParams, search_scene, to_instances
@@ -50,6 +53,8 @@ class ReferenceFeatures:
         reference_id: the reference's id.
         embedding: the verifier's ``(dim,)`` vector of the reference (``None`` for a
             matcher without a verification stage).
+        geometry: the geometric stage's keypoints of the reference (``None`` without one).
+        colour: the reference's colour histogram (``None`` without a geometric stage).
     """
 
     template: list[torch.Tensor]
@@ -58,6 +63,8 @@ class ReferenceFeatures:
     recipe: str
     reference_id: str | None = None
     embedding: np.ndarray | None = None
+    geometry: ReferenceKeypoints | None = None
+    colour: np.ndarray | None = None
 
 
 class SiameseMatcher:
@@ -88,6 +95,13 @@ class SiameseMatcher:
         self.decoder = decoder
         self.masker = masker
         self.verifier = verifier
+        cfg = recipe.inference.match
+        self.geometric = GeometricVerifier() if cfg.geometric else None
+        self.calibration = (
+            Calibration.load(resolve_calibration_path(cfg.calibration))
+            if cfg.geometric and cfg.calibration
+            else None
+        )
         model = recipe.model
         self.geometry = Geometry(
             exemplar_size=model.exemplar_size,
@@ -124,6 +138,10 @@ class SiameseMatcher:
         embedding = None
         if self.verifier is not None:
             embedding = self.verifier.embed_reference(reference.image, reference.box)
+        geometry = colour = None
+        if self.geometric is not None:
+            geometry = self.geometric.encode_reference(reference)
+            colour = colour_histogram(reference.image, reference.box)
         return ReferenceFeatures(
             template=template,
             size_in_template=(w * scale, h * scale),
@@ -131,6 +149,8 @@ class SiameseMatcher:
             recipe=self.name,
             reference_id=reference.id,
             embedding=embedding,
+            geometry=geometry,
+            colour=colour,
         )
 
     def _features(self, ref: Reference | ReferenceFeatures) -> ReferenceFeatures:
@@ -142,6 +162,11 @@ class SiameseMatcher:
             if self.verifier is not None and ref.embedding is None:
                 raise InvalidArgumentError(
                     "reference features carry no verifier embedding; encode the reference "
+                    "with this matcher's encode_reference"
+                )
+            if self.geometric is not None and (ref.geometry is None or ref.colour is None):
+                raise InvalidArgumentError(
+                    "reference features carry no geometric features; encode the reference "
                     "with this matcher's encode_reference"
                 )
             return ref
@@ -210,12 +235,15 @@ class SiameseMatcher:
         pool = params.max_instances
         if distractor_aware:
             pool = max(pool, cfg.distractor_candidates)
+        rescored = self.verifier is not None or self.geometric is not None
         if self.verifier is not None:
             pool = max(pool, cfg.verifier_candidates)
+        if self.geometric is not None:
+            pool = max(pool, cfg.geometric_candidates)
         search_params = dataclasses.replace(
             params,
             max_instances=pool,
-            score_threshold=0.0 if self.verifier is not None else params.score_threshold,
+            score_threshold=0.0 if rescored else params.score_threshold,
         )
         results = search_scene(
             self.net,
@@ -227,11 +255,17 @@ class SiameseMatcher:
             params=search_params,
             device=self.device,
         )
+        scene_geometry = None
+        if self.geometric is not None:
+            scene_geometry = self.geometric.prepare_scene(image)
         out = []
         for f, cands in zip(feats, results, strict=True):
             if distractor_aware:
                 cands = self._rescore_distractors(f, scene_model, cands)
-            if self.verifier is not None:
+            if self.geometric is not None:
+                scored = self._fuse(f, image, scene_geometry, cands)
+                cands = [Candidate(box=c.box, score=c.probability) for c in scored]
+            elif self.verifier is not None:
                 cands = self.verifier.rescore(f.embedding, image, cands)
             cands = [c for c in cands if c.score >= params.score_threshold]
             cands = cands[: params.max_instances]
@@ -252,6 +286,58 @@ class SiameseMatcher:
                 )
             )
         return out
+
+    def _fuse(
+        self, f: ReferenceFeatures, image: np.ndarray, scene_geometry, cands: list[Candidate]
+    ) -> list[ScoredCandidate]:
+        cfg = self.recipe.inference.match
+        assert self.geometric is not None and f.geometry is not None and f.colour is not None
+        return fuse_candidates(
+            image=image,
+            pool=cands,
+            embedding=f.embedding,
+            colour=f.colour,
+            reference_geometry=f.geometry,
+            scene_geometry=scene_geometry,
+            verifier=self.verifier,
+            geometric=self.geometric,
+            calibration=self.calibration,
+            candidates=cfg.geometric_candidates,
+            proposals=cfg.geometric_proposals,
+            nms_iou=cfg.nms_iou,
+        )
+
+    def scored_candidates(
+        self, reference: Reference | ReferenceFeatures, scene: ImageLike
+    ) -> list[ScoredCandidate]:
+        """Every fused candidate of one reference with its evidence, most probable first,
+        before any score threshold (for fitting and inspecting the calibration).
+
+        Raises:
+            InvalidArgumentError: the recipe has no geometric stage.
+        """
+        if self.geometric is None:
+            raise InvalidArgumentError(
+                f"recipe {self.name!r} has no geometric stage (inference.match.geometric)"
+            )
+        f = self._features(reference)
+        image = load_image(scene)
+        cfg = self.recipe.inference.match
+        params = self._search_params(None, 0.0)
+        pool = max(params.max_instances, cfg.verifier_candidates, cfg.geometric_candidates)
+        search_params = dataclasses.replace(params, max_instances=pool, score_threshold=0.0)
+        scene_model = to_model_order(image, self.recipe.model.input_format)
+        cands = search_scene(
+            self.net,
+            [f.template],
+            [ReferenceGeometry(*f.size_in_template)],
+            scene_model,
+            geometry=self.geometry,
+            decoder=self.decoder,
+            params=search_params,
+            device=self.device,
+        )[0]
+        return self._fuse(f, image, self.geometric.prepare_scene(image), cands)
 
     def _rescore_distractors(
         self,

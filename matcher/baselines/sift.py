@@ -188,6 +188,11 @@ class SiftMatcher(BaselineMatcher):
             reference_id=reference.id,
         )
 
+    def prepare_scene(self, image: np.ndarray) -> _Scene:
+        """SIFT keypoints (working pixels) and descriptors of a whole RGB scene, and the
+        working scale (for stages that reuse this baseline's features)."""
+        return self._prepare_scene(image)
+
     def _prepare_scene(self, image: np.ndarray) -> _Scene:
         p: SiftParams = self.params
         height, width = image.shape[:2]
@@ -216,7 +221,7 @@ class SiftMatcher(BaselineMatcher):
         instances: list[Instance] = []
         rejections = 0
         while len(instances) < max_instances and active.sum() >= p.min_inliers:
-            fit = _fit_homography(src[active], dst[active], p)
+            fit = fit_homography(src[active], dst[active], p)
             if fit is None:
                 break
             homography, inliers = fit
@@ -322,9 +327,11 @@ def ratio_matches(
     return arr[:, 0], arr[:, 1]
 
 
-def _fit_homography(
+def fit_homography(
     src: np.ndarray, dst: np.ndarray, p: SiftParams
 ) -> tuple[np.ndarray, np.ndarray] | None:
+    """RANSAC homography ``src -> dst`` (``(N, 2)`` points) with ``p``'s distance and
+    iterations: ``(3x3 homography, (N,) bool inliers)``, or ``None`` when none is found."""
     homography, inliers = cv2.findHomography(
         src.reshape(-1, 1, 2),
         dst.reshape(-1, 1, 2),

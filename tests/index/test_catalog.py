@@ -413,3 +413,31 @@ def test_temporary_files_of_dead_writers_are_removed(tmp_path):
     with Catalog(path) as cat:
         assert cat.verify()["consistent"]
     assert not stale.exists() and live.exists()
+
+
+def test_cached_features_keep_the_geometric_keypoints(tmp_path):
+    import matcher
+    from index.templates import features_from_bytes, matcher_key
+
+    plain = matcher.load("siamfc_pixels")
+    geometric = matcher.load("siamfc_pixels", overrides=["inference.match.geometric=true"])
+    assert matcher_key(plain) != matcher_key(geometric)  # cached features never mix
+    image = block_image("gk", size=128)
+    with Catalog(tmp_path / "cat", matcher=geometric) as cat:
+        cat.add("gk", image, box=(8, 8, 120, 120))
+        feats = cat.template_features("gk")
+        direct = geometric.encode_reference(matcher.Reference.from_image(image, (8, 8, 120, 120)))
+        assert feats.geometry is not None and feats.colour is not None
+        assert len(feats.geometry.levels) == len(direct.geometry.levels) == 2
+        for (p, d), (p0, d0) in zip(feats.geometry.levels, direct.geometry.levels, strict=True):
+            np.testing.assert_array_equal(p, p0)
+            np.testing.assert_array_equal(d, d0)
+        np.testing.assert_array_equal(feats.geometry.corners, direct.geometry.corners)
+        np.testing.assert_array_equal(feats.colour, direct.colour)
+        # a scene search with the cached features works (they carry what the stage needs)
+        scene = np.full((240, 320, 3), 90, np.uint8)
+        scene[60:172, 100:212] = image[8:120, 8:120]
+        result = geometric.match(feats, scene, score_threshold=0.0)
+        assert result.best is not None
+    again = features_from_bytes(features_to_bytes(feats), device=geometric.device)
+    np.testing.assert_array_equal(again.colour, feats.colour)

@@ -1,0 +1,95 @@
+"""Latency of the default matcher per 640x480 match, and what each stage costs.
+
+Fixed workload: scikit-image's astronaut (a 280x260 crop) as the product, pasted with a
+perspective warp into 640x480 photos (coffee, chelsea, rocket, camera), plus the same
+scenes without it; the shipped ``siammask_small`` at its operating threshold, with the
+stages switched off one at a time in the same run (the ratios are what to compare on a
+shared CPU). Each figure is the median over scenes x repeats after one warm-up call;
+reference encoding is included (a one-shot query).
+
+    python benchmarks/default_match.py [--repeats N] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import skimage.data
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import matcher
+
+VARIANTS = {
+    "default (search + embedder + geometric + calibration)": [],
+    "without the geometric stage": [
+        "inference.match.geometric=false",
+        "inference.match.calibration=",
+        "inference.match.score_threshold=0.75",
+    ],
+    "without the geometric stage and the embedder": [
+        "inference.match.geometric=false",
+        "inference.match.calibration=",
+        "inference.match.verifier=",
+        "inference.match.score_threshold=0.6",
+    ],
+}
+
+
+def _scenes() -> tuple[np.ndarray, list[np.ndarray]]:
+    product = skimage.data.astronaut()[20:300, 120:380]
+    h, w = product.shape[:2]
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    dst = np.float32([[300, 90], [480, 120], [470, 320], [310, 290]])
+    homography = cv2.getPerspectiveTransform(src, dst)
+    scenes = []
+    for name in ("coffee", "chelsea", "rocket", "camera"):
+        photo = getattr(skimage.data, name)()
+        if photo.ndim == 2:
+            photo = np.repeat(photo[..., None], 3, axis=2)
+        photo = cv2.resize(photo, (640, 480), interpolation=cv2.INTER_AREA)
+        warped = cv2.warpPerspective(product, homography, (640, 480))
+        inside = cv2.warpPerspective(np.ones((h, w), np.uint8), homography, (640, 480)) > 0
+        with_product = photo.copy()
+        with_product[inside] = warped[inside]
+        scenes += [with_product, photo]
+    return product, scenes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    product, scenes = _scenes()
+    print(f"{platform.processor() or platform.machine()}, {args.threads} torch threads")
+    print("| matcher | median ms/match | vs default | found in product scenes |")
+    print("|---|---:|---:|---:|")
+    base = None
+    for label, overrides in VARIANTS.items():
+        m = matcher.load("siammask_small", overrides=overrides)
+        m.match(matcher.Reference.from_image(product), scenes[0])  # warm-up
+        times, found = [], 0
+        for _ in range(args.repeats):
+            for i, scene in enumerate(scenes):
+                start = time.perf_counter()
+                result = m.match(matcher.Reference.from_image(product), scene)
+                times.append((time.perf_counter() - start) * 1000.0)
+                found += int(i % 2 == 0 and result.best is not None)
+        median = statistics.median(times)
+        base = base or median
+        total = args.repeats * len(scenes) // 2
+        print(f"| {label} | {median:.0f} | {median / base:.2f} | {found}/{total} |")
+
+
+if __name__ == "__main__":
+    main()
