@@ -78,7 +78,7 @@ format: $(STAMP)
 # computes is the same on any machine whatever its core count.
 TEST_WORKERS ?= 2
 test: lint system-deps
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=10
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --durations=10
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/matcher_latency.py

@@ -110,7 +110,7 @@ PUBLISHED = {
 PARAMETER_FREE = {"siamfc_pixels"}
 #: Recipes without published PyTorch weights: own checkpoints only (Siamese Mask R-CNN's
 #: original weights are Keras files; siammask_small is trained by this project).
-OWN_FORMAT_ONLY = {"siam_mask_rcnn_r50", "siammask_small"}
+OWN_FORMAT_ONLY = {"siam_mask_rcnn_r50", "siammask_small", "siammask_small_embedder"}
 
 
 def published_state_dict(recipe: str, *, seed: int = 0) -> dict[str, torch.Tensor]:
