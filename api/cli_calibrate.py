@@ -14,12 +14,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-DEFAULT_REAL_SEED = 2026
-
 
 def register(sub: Any) -> None:
     """Add the ``calibrate`` command to ``sub`` (an ``add_subparsers``)."""
     from api.cli import DEFAULT_RECIPE
+    from api.cli_eval_pairs import DEFAULT_REAL_SEED
 
     p = sub.add_parser(
         "calibrate",
@@ -38,6 +37,8 @@ def register(sub: Any) -> None:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from api.cli import UsageError, _load_matcher
+    from api.cli_eval_pairs import DEFAULT_DATA_ROOT
+    from api.cli_eval_real import _ensure_real_set
     from trainers.calibrate import collect_samples, fit_split
 
     if args.split not in ("train", "val"):
@@ -52,10 +53,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         if not (root / "annotations.json").is_file():
             raise UsageError(f"--data {args.data}: no annotations.json there")
     else:
-        from trainers.evaluate.real_set import build_real_set
-
-        root = Path("var/eval") / f"real-seed{args.seed}"
-        build_real_set(root, seed=args.seed, progress=True)
+        root = _ensure_real_set(DEFAULT_DATA_ROOT / f"real-seed{args.seed}", args.seed)
     ns = argparse.Namespace(
         recipe=args.recipe,
         weights=args.weights,

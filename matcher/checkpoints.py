@@ -56,6 +56,12 @@ def shipped_weights(name: str) -> Path | None:
     return path if path.is_file() else None
 
 
+def is_shipped_name(text: str) -> bool:
+    """Whether a recipe setting that names a file (``verifier``, ``calibration``) names one
+    shipped under ``weights/``: a bare name, without a path separator or a suffix."""
+    return os.sep not in text and "/" not in text and not Path(text).suffix
+
+
 KeyMap = Callable[[str], str]
 
 

@@ -229,32 +229,7 @@ class SiameseMatcher:
         feats = [self._features(r) for r in references]
         image = load_image(scene)
         scene_model = to_model_order(image, self.recipe.model.input_format)
-        cfg = self.recipe.inference.match
-        # Re-scoring stages look at a wider pool than the caller keeps, and the verifier
-        # re-ranks the Siamese search's best boxes whatever their Siamese score.
-        pool = params.max_instances
-        if distractor_aware:
-            pool = max(pool, cfg.distractor_candidates)
-        rescored = self.verifier is not None or self.geometric is not None
-        if self.verifier is not None:
-            pool = max(pool, cfg.verifier_candidates)
-        if self.geometric is not None:
-            pool = max(pool, cfg.geometric_candidates)
-        search_params = dataclasses.replace(
-            params,
-            max_instances=pool,
-            score_threshold=0.0 if rescored else params.score_threshold,
-        )
-        results = search_scene(
-            self.net,
-            [f.template for f in feats],
-            [ReferenceGeometry(*f.size_in_template) for f in feats],
-            scene_model,
-            geometry=self.geometry,
-            decoder=self.decoder,
-            params=search_params,
-            device=self.device,
-        )
+        results = self._search(feats, scene_model, params, distractor_aware)
         scene_geometry = None
         if self.geometric is not None:
             scene_geometry = self.geometric.prepare_scene(image)
@@ -286,6 +261,41 @@ class SiameseMatcher:
                 )
             )
         return out
+
+    def _search(
+        self,
+        feats: Sequence[ReferenceFeatures],
+        scene_model: np.ndarray,
+        params: SearchParams,
+        distractor_aware: bool,
+    ) -> list[list[Candidate]]:
+        """The Siamese search's candidates per reference. Re-scoring stages look at a wider
+        pool than the caller keeps, and the verification stages re-rank the search's best
+        boxes whatever their Siamese score."""
+        cfg = self.recipe.inference.match
+        pool = params.max_instances
+        if distractor_aware:
+            pool = max(pool, cfg.distractor_candidates)
+        if self.verifier is not None:
+            pool = max(pool, cfg.verifier_candidates)
+        if self.geometric is not None:
+            pool = max(pool, cfg.geometric_candidates)
+        rescored = self.verifier is not None or self.geometric is not None
+        search_params = dataclasses.replace(
+            params,
+            max_instances=pool,
+            score_threshold=0.0 if rescored else params.score_threshold,
+        )
+        return search_scene(
+            self.net,
+            [f.template for f in feats],
+            [ReferenceGeometry(*f.size_in_template) for f in feats],
+            scene_model,
+            geometry=self.geometry,
+            decoder=self.decoder,
+            params=search_params,
+            device=self.device,
+        )
 
     def _fuse(
         self, f: ReferenceFeatures, image: np.ndarray, scene_geometry, cands: list[Candidate]
@@ -322,21 +332,8 @@ class SiameseMatcher:
             )
         f = self._features(reference)
         image = load_image(scene)
-        cfg = self.recipe.inference.match
-        params = self._search_params(None, 0.0)
-        pool = max(params.max_instances, cfg.verifier_candidates, cfg.geometric_candidates)
-        search_params = dataclasses.replace(params, max_instances=pool, score_threshold=0.0)
         scene_model = to_model_order(image, self.recipe.model.input_format)
-        cands = search_scene(
-            self.net,
-            [f.template],
-            [ReferenceGeometry(*f.size_in_template)],
-            scene_model,
-            geometry=self.geometry,
-            decoder=self.decoder,
-            params=search_params,
-            device=self.device,
-        )[0]
+        cands = self._search([f], scene_model, self._search_params(None, 0.0), False)[0]
         return self._fuse(f, image, self.geometric.prepare_scene(image), cands)
 
     def _rescore_distractors(

@@ -11,21 +11,22 @@ of each trial, before and after.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from matcher.errors import InvalidArgumentError
 from matcher.images import load_image
 from matcher.inference.evidence import iou_matrix
 from matcher.inference.fusion import FEATURES, Calibration, fit_calibration
-from matcher.structures import Reference
 from trainers.evaluate.calibration import expected_calibration_error
-
-SUCCESS_IOU = 0.5
+from trainers.evaluate.real_protocol import (
+    SUCCESS_IOU,
+    load_real_document,
+    load_references,
+    real_trials,
+)
 
 
 @dataclass(frozen=True)
@@ -46,17 +47,6 @@ class Samples:
     rank: np.ndarray
 
 
-def _document(root: Path) -> dict[str, Any]:
-    path = Path(root) / "annotations.json"
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InvalidArgumentError(f"cannot read {path}: {exc}") from None
-    if not isinstance(doc, dict) or not {"images", "references", "trials"} <= set(doc):
-        raise InvalidArgumentError(f"{path} is not a real-photo set (no images/references/trials)")
-    return doc
-
-
 def collect_samples(matcher: Any, root: Path, *, split: str, progress: bool = False) -> Samples:
     """Ask ``matcher`` every trial of ``split`` and label its candidates.
 
@@ -66,26 +56,17 @@ def collect_samples(matcher: Any, root: Path, *, split: str, progress: bool = Fa
     from tqdm import tqdm
 
     root = Path(root)
-    doc = _document(root)
-    images = {int(im["id"]): im for im in doc["images"]}
-    refs = {int(r["id"]): r for r in doc["references"]}
-    trials = [t for t in doc["trials"] if t.get("split") == split]
-    if not trials:
-        raise InvalidArgumentError(f"{root}: no trial in split {split!r}")
+    trials = real_trials(load_real_document(root), split)
+    references = load_references(trials, root)
+    encoded = {rid: matcher.encode_reference(ref) for rid, ref in references.items()}
     xs, ys, owner, ranks = [], [], [], []
-    cache: dict[int, Any] = {}
     for index, trial in enumerate(tqdm(trials, desc=f"calibrate {split}", disable=not progress)):
-        rid = int(trial["reference_id"])
-        if rid not in cache:
-            r = refs[rid]
-            ref = Reference.from_image(root / r["file_name"], r.get("box"), id=str(rid))
-            cache[rid] = matcher.encode_reference(ref)
-        scene = load_image(root / images[int(trial["image_id"])]["file_name"])
-        cands = matcher.scored_candidates(cache[rid], scene)
-        truth = np.array(trial.get("boxes") or [], np.float64).reshape(-1, 4)
+        scene = load_image(root / trial.file_name)
+        cands = matcher.scored_candidates(encoded[trial.reference_id], scene)
         for rank, c in enumerate(cands):
-            hit = bool(trial["present"]) and len(truth) > 0
-            hit = hit and float(iou_matrix([c.box], truth)[0].max()) >= SUCCESS_IOU
+            hit = (
+                trial.present and float(iou_matrix([c.box], trial.gt_boxes)[0].max()) >= SUCCESS_IOU
+            )
             xs.append([c.evidence[f] for f in FEATURES])
             ys.append(1.0 if hit else 0.0)
             owner.append(index)

@@ -232,7 +232,7 @@ class SiftMatcher(BaselineMatcher):
             quad = project(homography, feats.corners)
             if not plausible_quad(
                 quad,
-                reference_size=_quad_size(feats.corners),
+                reference_size=quad_size(feats.corners),
                 scene_size=work_size,
                 max_anisotropy=p.max_anisotropy,
                 min_side=p.min_side,
@@ -241,7 +241,7 @@ class SiftMatcher(BaselineMatcher):
                 if rejections > p.max_rejections:
                     break
                 continue
-            active &= ~_inside(quad, dst, work_size)
+            active &= ~points_in_quad(quad, dst, work_size)
             score = inlier_score(int(inliers.sum()), scale=p.inlier_scale)
             if score < threshold:
                 continue
@@ -365,7 +365,8 @@ def _sides(quad: np.ndarray) -> np.ndarray:
     return np.linalg.norm(quad - np.roll(quad, -1, axis=0), axis=1)
 
 
-def _quad_size(quad: np.ndarray) -> tuple[float, float]:
+def quad_size(quad: np.ndarray) -> tuple[float, float]:
+    """Mean width (top and bottom sides) and height (left and right) of a quadrilateral."""
     top, right, bottom, left = _sides(np.asarray(quad, np.float64))
     return ((top + bottom) / 2, (left + right) / 2)
 
@@ -420,7 +421,7 @@ def plausible_quad(
     return inside_w * inside_h >= 0.25 * (x1 - x0) * (y1 - y0)
 
 
-def _inside(quad: np.ndarray, points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def points_in_quad(quad: np.ndarray, points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Which ``(N, 2)`` points lie inside the quadrilateral (``(N,)`` bool)."""
     if len(points) == 0:
         return np.zeros(0, bool)

@@ -173,9 +173,8 @@ def fuse_candidates(
         for w, sim in zip(missing, sims, strict=True):
             w.similarity = float(sim)
 
-    scored = []
-    for w in work:
-        ev = evidence_vector(
+    evidence = [
+        evidence_vector(
             siamese=w.siamese,
             similarity=w.similarity or 0.0,
             inliers=w.geo.inliers,
@@ -183,13 +182,18 @@ def fuse_candidates(
             spread=w.geo.spread,
             colour=colour_similarity(colour, colour_histogram(image, w.box)),
         )
-        if calibration is not None:
-            vector = np.array([[ev[f] for f in calibration.features]])
-            prob = float(calibration.probability(vector)[0])
-        else:
-            weight = verifier.weight if verifier is not None else 0.0
-            prob = fallback_probability(ev, verifier_weight=weight)
-        scored.append(ScoredCandidate(w.box, prob, ev, w.geo.quad, w.source))
+        for w in work
+    ]
+    if calibration is not None:
+        vectors = np.array([[ev[f] for f in calibration.features] for ev in evidence])
+        probs = calibration.probability(vectors).tolist()
+    else:
+        weight = verifier.weight if verifier is not None else 0.0
+        probs = [fallback_probability(ev, verifier_weight=weight) for ev in evidence]
+    scored = [
+        ScoredCandidate(w.box, float(p), ev, w.geo.quad, w.source)
+        for w, p, ev in zip(work, probs, evidence, strict=True)
+    ]
     return _nms(scored, nms_iou)
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +32,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from matcher.checkpoints import SHIPPED_WEIGHTS_DIR
+from matcher.baselines.base import box_crop
+from matcher.checkpoints import SHIPPED_WEIGHTS_DIR, is_shipped_name
 from matcher.errors import CheckpointError
 from matcher.files import atomic_write
 
@@ -120,8 +120,9 @@ def resolve_calibration_path(name_or_path: str) -> Path:
         CheckpointError: the file does not exist.
     """
     text = str(name_or_path)
-    bare = os.sep not in text and "/" not in text and not Path(text).suffix
-    path = SHIPPED_WEIGHTS_DIR / f"{text}.json" if bare else Path(text).expanduser()
+    path = (
+        SHIPPED_WEIGHTS_DIR / f"{text}.json" if is_shipped_name(text) else Path(text).expanduser()
+    )
     if not path.is_file():
         raise CheckpointError(
             f"calibration {text!r}: {path} does not exist (set inference.match.calibration "
@@ -138,12 +139,7 @@ def colour_histogram(image: np.ndarray, box: Sequence[float] | None = None) -> n
     pixels (saturation < 24) fall in one extra bin per brightness third so grey products
     still have a colour signature."""
     if box is not None:
-        h, w = image.shape[:2]
-        x0 = int(min(max(math.floor(box[0]), 0), w - 1))
-        y0 = int(min(max(math.floor(box[1]), 0), h - 1))
-        x1 = int(max(min(math.ceil(box[2]), w), x0 + 1))
-        y1 = int(max(min(math.ceil(box[3]), h), y0 + 1))
-        image = image[y0:y1, x0:x1]
+        image, _ = box_crop(image, box)
     hsv = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2HSV).reshape(-1, 3)
     grey = hsv[:, 1] < 24
     hist = np.zeros(16 * 4 + 3, np.float64)

@@ -28,6 +28,7 @@ The evidence is turned into a probability by :mod:`matcher.inference.fusion`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -38,7 +39,9 @@ from matcher.baselines.sift import (
     SiftParams,
     fit_homography,
     plausible_quad,
+    points_in_quad,
     project,
+    quad_size,
     ratio_matches,
 )
 from matcher.errors import ConfigError
@@ -274,15 +277,9 @@ class GeometricVerifier:
         if count < self.params.min_inliers:
             return Evidence(matches=count, inliers=0, spread=0.0, quad=None)
         fit = self._fit(feats, scene, matches.src[inside], dst[inside])
-        if fit is None:
+        if fit is None or not fit.plausible:
             return Evidence(matches=count, inliers=0, spread=0.0, quad=None)
-        quad, inlier_points = fit
-        return Evidence(
-            matches=count,
-            inliers=len(inlier_points),
-            spread=_spread(inlier_points, quad),
-            quad=quad / scene.scale,
-        )
+        return fit.evidence(count, scene.scale)
 
     def proposals(
         self,
@@ -298,26 +295,17 @@ class GeometricVerifier:
         failures = 0
         while len(found) < limit and active.sum() >= self.params.min_inliers and failures < 3:
             src, dst = matches.src[active], matches.dst[active]
-            fit = self._fit(feats, scene, src, dst, keep_implausible=True)
+            fit = self._fit(feats, scene, src, dst)
             if fit is None:
                 break
-            quad, inlier_points, inlier_mask, plausible = fit
-            idx = np.flatnonzero(active)
-            active[idx[inlier_mask]] = False
-            if not plausible:
+            active[np.flatnonzero(active)[fit.inlier_mask]] = False
+            if not fit.plausible:
                 failures += 1
                 continue
-            inside = _inside_quad(quad, matches.dst)
-            count = int((inside & active).sum()) + len(inlier_points)
+            inside = points_in_quad(fit.quad, matches.dst, _work_size(scene))
+            count = int((inside & active).sum()) + len(fit.points)
             active &= ~inside
-            found.append(
-                Evidence(
-                    matches=count,
-                    inliers=len(inlier_points),
-                    spread=_spread(inlier_points, quad),
-                    quad=quad / scene.scale,
-                )
-            )
+            found.append(fit.evidence(count, scene.scale))
         found.sort(key=lambda e: -e.inliers)
         return found
 
@@ -327,39 +315,47 @@ class GeometricVerifier:
         scene: SceneFeatures,
         src: np.ndarray,
         dst: np.ndarray,
-        *,
-        keep_implausible: bool = False,
-    ):
-        """A RANSAC homography of ``src -> dst``: ``(quad, inlier points)`` for a
-        plausible one, else ``None``; with ``keep_implausible``, ``(quad, inlier points,
-        inlier mask, plausible)`` for any fit with enough inliers."""
+    ) -> _Fit | None:
+        """A RANSAC homography of ``src -> dst`` with at least ``min_inliers`` inliers,
+        plausible or not, or ``None``."""
         p = self.params
         if len(src) < max(4, p.min_inliers):
             return None
         fit = fit_homography(src.astype(np.float32), dst.astype(np.float32), self._sift[0].params)
-        if fit is None:
+        if fit is None or fit[1].sum() < p.min_inliers:
             return None
         homography, inlier_mask = fit
-        if inlier_mask.sum() < p.min_inliers:
-            return None
         quad = project(homography, feats.corners)
-        work_size = (
-            max(1, round(scene.size[0] * scene.scale)),
-            max(1, round(scene.size[1] * scene.scale)),
-        )
-        width = float(np.linalg.norm(feats.corners[1] - feats.corners[0]))
-        height = float(np.linalg.norm(feats.corners[2] - feats.corners[1]))
         plausible = plausible_quad(
             quad,
-            reference_size=(width, height),
-            scene_size=work_size,
+            reference_size=quad_size(feats.corners),
+            scene_size=_work_size(scene),
             max_anisotropy=p.max_anisotropy,
             min_side=p.min_side,
         )
-        points = dst[inlier_mask]
-        if keep_implausible:
-            return quad, points, inlier_mask, plausible
-        return (quad, points) if plausible else None
+        return _Fit(quad, dst[inlier_mask], inlier_mask, plausible)
+
+
+class _Fit(NamedTuple):
+    """A homography fit: the projected outline and the inliers (scene working pixels)."""
+
+    quad: np.ndarray
+    points: np.ndarray
+    inlier_mask: np.ndarray
+    plausible: bool
+
+    def evidence(self, matches: int, scale: float) -> Evidence:
+        return Evidence(
+            matches=matches,
+            inliers=len(self.points),
+            spread=_spread(self.points, self.quad),
+            quad=self.quad / scale,
+        )
+
+
+def _work_size(scene: SceneFeatures) -> tuple[int, int]:
+    """``(height, width)`` of the scene at the working resolution."""
+    return (max(1, round(scene.size[0] * scene.scale)), max(1, round(scene.size[1] * scene.scale)))
 
 
 def _spread(points: np.ndarray, quad: np.ndarray) -> float:
@@ -371,14 +367,3 @@ def _spread(points: np.ndarray, quad: np.ndarray) -> float:
     if area <= 0:
         return 0.0
     return float(min(1.0, abs(cv2.contourArea(hull)) / area))
-
-
-def _inside_quad(quad: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Which ``(N, 2)`` points lie inside (or on) a convex quadrilateral."""
-    if len(points) == 0 or not np.all(np.isfinite(quad)):
-        return np.zeros(len(points), bool)
-    contour = quad.astype(np.float32).reshape(-1, 1, 2)
-    return np.array(
-        [cv2.pointPolygonTest(contour, (float(x), float(y)), False) >= 0 for x, y in points],
-        bool,
-    )

@@ -22,7 +22,6 @@ the embedder decides identity. The score stays in ``[0, 1]`` and the recipe's
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from matcher.checkpoints import shipped_weights
+from matcher.checkpoints import is_shipped_name, shipped_weights
 from matcher.embedder import Embedder, load_embedder, square_crop
 from matcher.errors import CheckpointError
 from matcher.inference.match import Candidate
@@ -46,7 +45,7 @@ def resolve_verifier_path(name_or_path: str) -> Path:
         CheckpointError: the file does not exist.
     """
     text = str(name_or_path)
-    bare = os.sep not in text and "/" not in text and not Path(text).suffix
+    bare = is_shipped_name(text)
     path = shipped_weights(text) if bare else Path(text).expanduser()
     if path is None or not path.is_file():
         where = f"weights/{text}.pth is not shipped" if bare else f"{text} does not exist"

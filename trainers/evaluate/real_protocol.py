@@ -297,17 +297,12 @@ def load_references(trials: Sequence[RealTrial], root: str | Path) -> dict[int, 
 # -- running and scoring ----------------------------------------------------------------
 
 
-def box_iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box of ``a`` ``(N, 4)`` with every box of ``b`` ``(M, 4)``: ``(N, M)``."""
-    return iou_matrix(a, b)
-
-
 def greedy_matches(
     pred_boxes: np.ndarray, gt_boxes: np.ndarray, *, iou: float = SUCCESS_IOU
 ) -> int:
     """True boxes matched by predictions taken in order (best first), each prediction
     claiming the unclaimed true box it overlaps most, when that IoU is at least ``iou``."""
-    ious = box_iou_matrix(pred_boxes, gt_boxes)
+    ious = iou_matrix(pred_boxes, gt_boxes)
     claimed = np.zeros(ious.shape[1], bool)
     for row in ious:
         row = np.where(claimed, -1.0, row)
@@ -323,7 +318,7 @@ def answer_from_result(trial: RealTrial, result: MatchResult, *, latency_ms: flo
     scores = np.array([float(inst.score) for inst in instances], np.float64)
     top_mask = None
     if instances and instances[0].mask is not None and trial.present and trial.gt_masks:
-        nearest = int(np.argmax(box_iou_matrix(boxes[:1], trial.gt_boxes)[0]))
+        nearest = int(np.argmax(iou_matrix(boxes[:1], trial.gt_boxes)[0]))
         top_mask = mask_iou(instances[0].mask, decode_rle(trial.gt_masks[nearest]))
     return Answer(trial.id, boxes, scores, top_mask, latency_ms)
 
@@ -376,7 +371,7 @@ def score_answer(trial: RealTrial, answer: Answer, *, threshold: float) -> RealO
     top_score = float(scores[0]) if len(scores) else 0.0
     iou = 0.0
     if trial.present and len(scores):
-        iou = float(box_iou_matrix(boxes[:1], trial.gt_boxes).max())
+        iou = float(iou_matrix(boxes[:1], trial.gt_boxes).max())
     return RealOutcome(
         trial_id=trial.id,
         category=trial.category,
