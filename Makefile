@@ -82,6 +82,7 @@ test: lint system-deps
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/matcher_latency.py
+	$(BIN)/python benchmarks/default_match.py
 	$(BIN)/python benchmarks/http_load.py
 
 # The shipped models against the classical baselines on the test split of the real-photo
