@@ -2,7 +2,8 @@
 
 ``create_app(config)`` builds a Flask application: configuration (:mod:`api.settings`
 lists every key and its environment variable), logging, the JSON error handlers
-(:mod:`api.errors`), the request metrics, the optional API key on ``/v1``, one blueprint per
+(:mod:`api.errors`), the request metrics, the optional API key on ``/v1``, the
+``X-Content-Type-Options: nosniff`` header on every response, one blueprint per
 resource (:mod:`api.routes`), and finally :func:`init_app`, which loads the matchers and
 opens the catalog once per process and keeps them in ``app.extensions["siammatch"]``.
 
@@ -20,7 +21,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, current_app, request
+from flask import Flask, Response, current_app, request
 
 import matcher
 from api.errors import AuthenticationError, register_error_handlers
@@ -29,6 +30,7 @@ from api.settings import resolve_config
 from api.state import EXTENSION, Services
 from api.validation import Limits
 from matcher.errors import ConfigError
+from matcher.images import ImageLimits
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +70,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     metrics.init_app(app)  # first: it times every request, refused ones included
     app.before_request(require_api_key)
+    app.after_request(set_security_headers)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     init_app(app)
@@ -80,6 +83,13 @@ def configure_logging(level: str) -> None:
         logging.basicConfig(format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
     for name in LOGGERS:
         logging.getLogger(name).setLevel(level.upper())
+
+
+def set_security_headers(response: Response) -> Response:
+    """``X-Content-Type-Options: nosniff`` on every response, errors included: browsers
+    must take JSON, PNG and the metrics text for what they are declared to be."""
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 def require_api_key() -> None:
@@ -128,7 +138,11 @@ def init_app(app: Flask) -> None:
         default_recipe=default,
         catalog=catalog,
         limits=Limits(
-            max_pixels=config["MAX_PIXELS"],
+            image=ImageLimits(
+                max_pixels=config["MAX_PIXELS"],
+                max_side=config["MAX_IMAGE_SIDE"],
+                max_aspect=float(config["MAX_ASPECT_RATIO"]),
+            ),
             max_instances=config["MAX_INSTANCES"],
             max_k=config["MAX_K"],
             max_page_size=config["MAX_PAGE_SIZE"],

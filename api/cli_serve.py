@@ -9,9 +9,15 @@ interpreter that never imports torch or faiss, and without ``--preload`` every w
 builds the application after the fork (a faiss call in a forked child of a process that
 already ran torch/faiss work can hang forever).
 
+Workers are :class:`api.gunicorn_worker.ThreadWorker` (set in :mod:`api.gunicorn_conf`):
+``--threads`` threads each, which only ever see complete requests, the main loop having
+read them; ``--read-timeout`` bounds how long a client may take to send one and
+``--request-timeout`` how long one may run.
+
 Settings reach the workers as environment variables (:mod:`api.settings`):
 ``SIAMMATCH_CATALOG``, ``SIAMMATCH_RECIPE``, ``SIAMMATCH_WEIGHTS``, ``SIAMMATCH_DEVICE``,
-``SIAMMATCH_EXTRA_RECIPES`` from the options; ``SIAMMATCH_API_KEY`` and the limits pass
+``SIAMMATCH_EXTRA_RECIPES``, ``SIAMMATCH_READ_TIMEOUT``, ``SIAMMATCH_REQUEST_TIMEOUT``
+from the options; ``SIAMMATCH_API_KEY`` and the limits pass
 through from the caller's environment. With more than one worker the command also sets
 ``PROMETHEUS_MULTIPROC_DIR`` (unless set) to a per-port folder under the temporary
 directory and empties it, so ``/metrics`` reports the sum over all workers, and it sets
@@ -67,8 +73,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
-    p.add_argument("--threads", type=int, default=1, help="threads per worker")
-    p.add_argument("--timeout", type=int, default=120, help="worker timeout, seconds")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=4,
+        help="threads per worker: requests one worker serves at once (default 4)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=int,
+        default=120,
+        help="gunicorn's worker timeout, seconds: a worker silent that long (booting "
+        "included) is restarted; also the default --request-timeout (default 120)",
+    )
+    p.add_argument(
+        "--request-timeout",
+        type=float,
+        default=None,
+        help="seconds a request may run before it is answered 500 'timeout' and its worker "
+        "replaced (default: --timeout)",
+    )
+    p.add_argument(
+        "--read-timeout",
+        type=float,
+        default=30.0,
+        help="seconds a client may take to send a whole request before it is answered 408 "
+        "(default 30)",
+    )
     p.add_argument("--access-log", action="store_true", help="log every request to stderr")
     p.set_defaults(func=cmd_serve)
 
@@ -109,6 +140,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         extra=extra,
         workers=args.workers,
         port=args.port,
+        read_timeout=args.read_timeout,
+        request_timeout=args.request_timeout or args.timeout,
     )
     argv = gunicorn_argv(args)
     print(
@@ -128,6 +161,11 @@ def _check_ranges(args: argparse.Namespace, error: type[Exception]) -> None:
     for name in ("workers", "threads", "timeout"):
         if getattr(args, name) < 1:
             raise error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    for name in ("read_timeout", "request_timeout"):
+        value = getattr(args, name)
+        if value is not None and not (0 < value < 1e6):
+            flag = "--" + name.replace("_", "-")
+            raise error(f"{flag} must be a positive number of seconds, got {value}")
     if args.seed_products < 0:
         raise error(f"--seed-products must be 0 or more, got {args.seed_products}")
 
@@ -160,6 +198,8 @@ def worker_environment(
     extra: dict[str, str | None],
     workers: int,
     port: int,
+    read_timeout: float = 30.0,
+    request_timeout: float = 120.0,
 ) -> dict[str, str]:
     """The environment gunicorn and its workers run with.
 
@@ -172,6 +212,8 @@ def worker_environment(
         extra: further recipes and their weights.
         workers: number of gunicorn workers.
         port: the port (names the metrics folder).
+        read_timeout: seconds a client may take to send a request.
+        request_timeout: seconds a request may run.
 
     Returns:
         The new environment.
@@ -186,6 +228,8 @@ def worker_environment(
             f"{name}={path}" if path else name for name, path in extra.items()
         )
         or None,
+        "SIAMMATCH_READ_TIMEOUT": f"{read_timeout:g}",
+        "SIAMMATCH_REQUEST_TIMEOUT": f"{request_timeout:g}",
     }
     for key, value in settings.items():
         if value is None:
@@ -212,7 +256,8 @@ def prepare_metrics_dir(folder: Path) -> None:
 
 
 def gunicorn_argv(args: argparse.Namespace) -> list[str]:
-    """The gunicorn command line (no ``--preload``: workers build the app after forking)."""
+    """The gunicorn command line (no ``--preload``: workers build the app after forking;
+    the worker class and keep-alive come from :mod:`api.gunicorn_conf`)."""
     argv = [
         sys.executable,
         "-m",

@@ -6,6 +6,13 @@ faiss (an OpenMP/faiss call in a forked child of a process that already ran such
 hang forever). Workers read their configuration from the ``SIAMMATCH_*`` environment
 variables (:mod:`api.settings`).
 
+Workers are :class:`api.gunicorn_worker.ThreadWorker`: gunicorn's threaded worker, except
+that the main loop reads each request completely (header and body, within
+``SIAMMATCH_READ_TIMEOUT`` seconds) before a thread serves it, so slow or idle clients
+never hold a thread; gunicorn's own error responses are the service's JSON errors; and a
+request running past ``SIAMMATCH_REQUEST_TIMEOUT`` seconds is answered ``500 timeout``.
+Kept-alive connections close after :data:`keepalive` idle seconds.
+
 The hooks keep prometheus_client's multiprocess mode tidy (an exited worker's files are
 marked dead) and close a worker's catalog when it exits. This module imports nothing
 heavy: the master imports it.
@@ -19,6 +26,8 @@ from typing import Any
 
 wsgi_app = "api.app:create_app()"
 preload_app = False
+worker_class = "api.gunicorn_worker.ThreadWorker"
+keepalive = 5
 # gunicorn >= 24's control socket lives at one fixed path per user: two servers on one
 # machine (tests, benchmarks, several ports) would take it from each other. Older gunicorn
 # ignores the unknown name.
@@ -37,7 +46,7 @@ def child_exit(server: Any, worker: Any) -> None:
 
 def worker_exit(server: Any, worker: Any) -> None:
     """Worker-side hook: close the worker's catalog (its database connections)."""
-    app = getattr(worker, "wsgi", None)
+    app = getattr(worker, "wsgi_app", None) or getattr(worker, "wsgi", None)
     services = getattr(app, "extensions", {}).get("siammatch") if app is not None else None
     catalog = getattr(services, "catalog", None)
     if catalog is not None:

@@ -19,6 +19,9 @@ EXTRA_RECIPES         SIAMMATCH_EXTRA_RECIPES        more recipes a request may 
                                                      environment ``name[=weights],...``
 MAX_CONTENT_LENGTH    SIAMMATCH_MAX_CONTENT_LENGTH   request body limit, bytes (413 beyond)
 MAX_PIXELS            SIAMMATCH_MAX_PIXELS           pixel limit of any uploaded image (413)
+MAX_IMAGE_SIDE        SIAMMATCH_MAX_IMAGE_SIDE       limit on either side of an image (413)
+MAX_ASPECT_RATIO      SIAMMATCH_MAX_ASPECT_RATIO     limit on an image's longer side / shorter
+                                                     side (400 ``image_too_thin``)
 API_KEY               SIAMMATCH_API_KEY              if set, ``/v1`` needs ``X-API-Key`` or
                                                      ``Authorization: Bearer`` (401)
 DEFAULT_THRESHOLD     SIAMMATCH_DEFAULT_THRESHOLD    score threshold when a request gives
@@ -66,6 +69,8 @@ DEFAULTS: dict[str, Any] = {
     "EXTRA_RECIPES": {},
     "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
     "MAX_PIXELS": 25_000_000,
+    "MAX_IMAGE_SIDE": 12_000,
+    "MAX_ASPECT_RATIO": 20.0,
     "API_KEY": None,
     "DEFAULT_THRESHOLD": None,
     "MAX_INSTANCES": 20,
@@ -117,6 +122,8 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "EXTRA_RECIPES": ("SIAMMATCH_EXTRA_RECIPES", _recipes),
     "MAX_CONTENT_LENGTH": ("SIAMMATCH_MAX_CONTENT_LENGTH", int),
     "MAX_PIXELS": ("SIAMMATCH_MAX_PIXELS", int),
+    "MAX_IMAGE_SIDE": ("SIAMMATCH_MAX_IMAGE_SIDE", int),
+    "MAX_ASPECT_RATIO": ("SIAMMATCH_MAX_ASPECT_RATIO", float),
     "API_KEY": ("SIAMMATCH_API_KEY", _text),
     "DEFAULT_THRESHOLD": ("SIAMMATCH_DEFAULT_THRESHOLD", _optional_float),
     "MAX_INSTANCES": ("SIAMMATCH_MAX_INSTANCES", int),
@@ -175,8 +182,15 @@ def _positive_int(config: dict[str, Any], key: str) -> None:
 
 
 def _check(config: dict[str, Any]) -> None:
-    for key in ("MAX_CONTENT_LENGTH", "MAX_PIXELS", "MAX_INSTANCES", "MAX_K"):
+    for key in ("MAX_CONTENT_LENGTH", "MAX_PIXELS", "MAX_IMAGE_SIDE", "MAX_INSTANCES", "MAX_K"):
         _positive_int(config, key)
+    aspect = config["MAX_ASPECT_RATIO"]
+    if (
+        isinstance(aspect, bool)
+        or not isinstance(aspect, int | float)
+        or not (math.isfinite(aspect) and aspect >= 1.0)
+    ):
+        raise ConfigError(f"config MAX_ASPECT_RATIO must be a number >= 1, got {aspect!r}")
     for key in ("SEARCH_CANDIDATES", "MAX_PAGE_SIZE"):
         _positive_int(config, key)
     threshold = config["DEFAULT_THRESHOLD"]

@@ -2,9 +2,12 @@
 
 A request body is either ``multipart/form-data`` (images as file parts, other values as
 text fields) or ``application/json`` (images as base64 strings, optionally as
-``data:image/...;base64,`` URLs; numbers as numbers or strings). :class:`Fields` hides the
-difference; the ``parse_*`` functions turn a request into a typed, fully checked value or
-raise one of siammatch's exceptions, which the error handlers map to a 4xx JSON answer.
+``data:image/...;base64,`` URLs; numbers as numbers or strings). JSON is parsed here
+only, by :func:`parse_json`, which refuses nesting deeper than :data:`MAX_JSON_DEPTH` with a
+400 (a body of 1,000 nested arrays must not reach the recursion limit of anything that
+walks it later). :class:`Fields` hides the difference; the ``parse_*`` functions turn a
+request into a typed, fully checked value or raise one of siammatch's exceptions, which
+the error handlers map to a 4xx JSON answer.
 Nothing heavy runs before every field has been checked, so a bad request costs no model
 time.
 """
@@ -31,17 +34,50 @@ from api.errors import (
     RequestError,
     UnsupportedMediaTypeError,
 )
-from index.products import validate_product_id
+from index.products import (
+    MAX_METADATA_DEPTH,
+    json_depth,
+    validate_metadata,
+    validate_product_id,
+)
 from matcher.errors import (
     InvalidArgumentError,
     InvalidBoxError,
     InvalidImageError,
     UnknownComponentError,
 )
-from matcher.images import Box, load_image, parse_box, validate_box
+from matcher.images import Box, ImageLimits, load_image, parse_box, validate_box
 from matcher.structures import Reference
 
 _DATA_URL = re.compile(r"\Adata:[\w/+.-]*;base64,", re.IGNORECASE)
+
+#: Deepest nesting of arrays and objects accepted in a JSON body (the body itself is 1).
+MAX_JSON_DEPTH = MAX_METADATA_DEPTH + 1
+
+
+def parse_json(data: bytes | str, what: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Decode JSON text, refusing malformed and too deeply nested documents.
+
+    Args:
+        data: the text (bytes in UTF-8, -16 or -32, or str).
+        what: what the text is, for messages.
+        max_depth: deepest accepted nesting of arrays and objects.
+
+    Raises:
+        MalformedJSONError: not JSON, or nested deeper than ``max_depth``.
+    """
+    too_deep = f"{what} is nested more than {max_depth} levels deep"
+    try:
+        value = json.loads(data)
+    except RecursionError:  # the C decoder stops at the interpreter's recursion limit
+        raise MalformedJSONError(too_deep) from None
+    except json.JSONDecodeError as exc:
+        raise MalformedJSONError(f"{what} is not valid JSON: {exc.msg}") from None
+    except ValueError:  # undecodable bytes
+        raise MalformedJSONError(f"{what} is not valid JSON text") from None
+    if json_depth(value, limit=max_depth) > max_depth:
+        raise MalformedJSONError(too_deep)
+    return value
 
 
 class Fields:
@@ -59,9 +95,7 @@ class Fields:
         self._json: dict[str, Any] | None = None
         mimetype = request.mimetype
         if mimetype == "application/json" or mimetype.endswith("+json"):
-            body = request.get_json(silent=True)
-            if body is None:
-                raise MalformedJSONError("the request body is not valid JSON")
+            body = parse_json(request.get_data(cache=True), "the request body")
             if not isinstance(body, dict):
                 raise MalformedJSONError("the JSON body must be an object")
             self._json = body
@@ -146,14 +180,15 @@ def require_bytes(fields: Fields, name: str) -> bytes:
     return data
 
 
-def decode_image(data: bytes, *, max_pixels: int) -> np.ndarray:
+def decode_image(data: bytes, *, limits: ImageLimits) -> np.ndarray:
     """Decode encoded image bytes to ``(H, W, 3)`` uint8 RGB.
 
     Raises:
         InvalidImageError: corrupt or not an image.
-        ImageTooLargeError: over ``max_pixels``.
+        ImageTooLargeError: over ``limits``' pixels or side.
+        ImageTooThinError: over ``limits``' aspect ratio.
     """
-    return load_image(data, max_pixels=max_pixels)
+    return load_image(data, limits=limits)
 
 
 # -- scalar values ----------------------------------------------------------------------
@@ -233,20 +268,21 @@ def product_id(value: Any, name: str = "id") -> str:
 
 
 def metadata(value: Any) -> dict[str, Any]:
-    """Product metadata: a JSON object, or its text in a form field.
+    """Product metadata: a JSON object, or its text in a form field, checked as the catalog
+    will check it (:func:`index.products.validate_metadata`).
 
     Raises:
-        MalformedJSONError: text that is not JSON, or JSON that is not an object.
+        MalformedJSONError: text that is not JSON, JSON that is not an object, or nested
+            deeper than :data:`index.products.MAX_METADATA_DEPTH`.
+        InvalidArgumentError: too large, or not encodable.
     """
     if value is None:
         return {}
     if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise MalformedJSONError(f"metadata is not valid JSON: {exc.msg}") from None
+        value = parse_json(value, "metadata", max_depth=MAX_METADATA_DEPTH)
     if not isinstance(value, dict):
         raise MalformedJSONError("metadata must be a JSON object")
+    validate_metadata(value)
     return value
 
 
@@ -270,9 +306,14 @@ def recipe_name(value: Any, allowed: Mapping[str, Any], default: str) -> str:
 
 @dataclass(frozen=True)
 class Limits:
-    """The service's limits that validation enforces (from the app config)."""
+    """The service's limits that validation enforces (from the app config).
 
-    max_pixels: int
+    Attributes:
+        image: what every uploaded image (reference, scene, catalog photo) must fit.
+        max_instances / max_k / max_page_size: caps on the request's counts.
+    """
+
+    image: ImageLimits
     max_instances: int
     max_k: int
     max_page_size: int
@@ -337,13 +378,13 @@ def parse_match(
             raise CatalogUnavailableError("this service has no catalog to take reference_id from")
         ref_id = product_id(ref_id, "reference_id")
     ref_data = require_bytes(fields, "reference") if ref_id is None else None
-    scene = decode_image(require_bytes(fields, "scene"), max_pixels=limits.max_pixels)
+    scene = decode_image(require_bytes(fields, "scene"), limits=limits.image)
     reference = None
     if ref_data is not None:
-        image = decode_image(ref_data, max_pixels=limits.max_pixels)
+        image = decode_image(ref_data, limits=limits.image)
         if box is not None:
             box = validate_box(box, image.shape[:2], name="reference_box")
-        reference = Reference.from_image(image, box, max_pixels=limits.max_pixels)
+        reference = Reference.from_image(image, box, limits=limits.image)
     return MatchRequest(
         reference=reference,
         reference_id=ref_id,
@@ -381,7 +422,7 @@ def parse_add(request: Request, *, limits: Limits) -> AddRequest:
     pid = product_id(fields.value("id"))
     meta = metadata(fields.value("metadata"))
     box = optional_box(fields.value("box"), "box")
-    image = decode_image(require_bytes(fields, "image"), max_pixels=limits.max_pixels)
+    image = decode_image(require_bytes(fields, "image"), limits=limits.image)
     if box is not None:
         box = validate_box(box, image.shape[:2], name="box")
     return AddRequest(product_id=pid, image=image, metadata=meta, box=box)
@@ -411,7 +452,7 @@ def parse_search(request: Request, *, limits: Limits, default_k: int = 5) -> Sea
     fields = Fields(request)
     k = optional_int(fields.value("k"), "k", lo=1, hi=limits.max_k)
     threshold = optional_float(fields.value("threshold"), "threshold", lo=0.0, hi=1.0)
-    scene = decode_image(require_bytes(fields, "scene"), max_pixels=limits.max_pixels)
+    scene = decode_image(require_bytes(fields, "scene"), limits=limits.image)
     return SearchRequest(
         scene=scene, k=min(default_k, limits.max_k) if k is None else k, threshold=threshold
     )

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from index.products import box_from_json, crop, load_product_image
+from index.products import STORED_LIMITS, box_from_json, crop, load_product_image
 from index.store import CatalogStore
 from matcher.embedder import Embedder, embedder_fingerprint, load_embedder, save_embedder
 from matcher.errors import CatalogError, CheckpointError
@@ -99,7 +99,9 @@ def reembed_products(
         for rows in store.image_rows(pending):
             crops = []
             for row in rows:
-                rgb, _, region = load_product_image(row.product_id, row.png, box_from_json(row.box))
+                rgb, _, region = load_product_image(
+                    row.product_id, row.png, box_from_json(row.box), limits=STORED_LIMITS
+                )
                 crops.append(crop(rgb, region))
             for row, vector in zip(rows, embedder.embed(crops), strict=True):
                 vectors[row.seq] = vector

@@ -2,8 +2,9 @@
 
 Product ids are short strings safe in URLs and file names: 1 to 128 characters from
 ``A-Z a-z 0-9 . _ ~ : @ + = -``, not starting with ``.`` or ``-``. Metadata is a JSON object
-(a ``dict`` with string keys) of at most :data:`MAX_METADATA_BYTES` once encoded.
-Reference images are stored as PNG.
+(a ``dict`` with string keys) of at most :data:`MAX_METADATA_BYTES` once encoded and
+:data:`MAX_METADATA_DEPTH` levels of nesting (deeper values would make every later
+encoding of the product recurse that deep). Reference images are stored as PNG.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import cv2
 import numpy as np
 
 from matcher.errors import InvalidArgumentError, InvalidImageError
-from matcher.images import Box, load_image, validate_box
+from matcher.images import DEFAULT_LIMITS, Box, ImageLimits, load_image, validate_box
 from matcher.structures import foreground_box
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,14 @@ PRODUCT_ID_PATTERN = re.compile(r"[A-Za-z0-9_~:@+=][A-Za-z0-9._~:@+=-]{0,127}")
 
 #: Largest accepted metadata, as UTF-8 JSON.
 MAX_METADATA_BYTES = 64 * 1024
+
+#: Deepest accepted nesting of arrays and objects in metadata (the object itself is 1).
+MAX_METADATA_DEPTH = 32
+
+#: How the catalog re-reads the photos it stored: they passed the limits in force when
+#: they were added (older catalogs may hold thin ones), and refusing them now would break
+#: searches, template caching and re-embedding for the whole catalog.
+STORED_LIMITS = ImageLimits(max_pixels=2**62, max_side=2**31, max_aspect=math.inf)
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,7 +63,7 @@ class Product:
 
     def image(self) -> np.ndarray:
         """The reference image, ``(H, W, 3)`` uint8 RGB."""
-        return load_image(self.image_png)
+        return load_image(self.image_png, limits=STORED_LIMITS)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, without the image bytes."""
@@ -101,6 +110,36 @@ def validate_product_id(product_id: object) -> str:
     return product_id
 
 
+def json_depth(value: object, *, limit: int) -> int:
+    """Nesting depth of a decoded JSON value, counted without recursion.
+
+    A scalar has depth 0, ``[]`` and ``{}`` depth 1, ``{"a": [1]}`` depth 2.
+
+    Args:
+        value: a value as :func:`json.loads` returns it (dicts, lists, scalars).
+        limit: stop counting once the depth exceeds this.
+
+    Returns:
+        The depth, or ``limit + 1`` when it exceeds ``limit``.
+    """
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        depth += 1
+        if depth > limit:
+            return limit + 1
+        deepest = max(deepest, depth)
+        stack.extend((child, depth) for child in children)
+    return deepest
+
+
 def validate_metadata(metadata: object) -> str:
     """Encode metadata as compact JSON after checking it.
 
@@ -111,8 +150,9 @@ def validate_metadata(metadata: object) -> str:
         The JSON text.
 
     Raises:
-        InvalidArgumentError: not a JSON object, not encodable (NaN, sets, objects ...), or
-            larger than :data:`MAX_METADATA_BYTES`.
+        InvalidArgumentError: not a JSON object, not encodable (NaN, sets, objects ...),
+            larger than :data:`MAX_METADATA_BYTES` or nested deeper than
+            :data:`MAX_METADATA_DEPTH`.
     """
     if metadata is None:
         return "{}"
@@ -122,6 +162,8 @@ def validate_metadata(metadata: object) -> str:
         )
     if not all(isinstance(k, str) for k in metadata):
         raise InvalidArgumentError("metadata keys must be strings")
+    if json_depth(metadata, limit=MAX_METADATA_DEPTH) > MAX_METADATA_DEPTH:
+        raise InvalidArgumentError(f"metadata is nested more than {MAX_METADATA_DEPTH} levels deep")
     try:
         text = json.dumps(metadata, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
     except (TypeError, ValueError) as exc:
@@ -144,6 +186,10 @@ def parse_metadata(text: str) -> dict[str, Any]:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidArgumentError(f"metadata is not valid JSON: {exc}") from None
+    except RecursionError:  # the decoder refuses nesting deeper than the recursion limit
+        raise InvalidArgumentError(
+            f"metadata is nested more than {MAX_METADATA_DEPTH} levels deep"
+        ) from None
     validate_metadata(value)
     return value
 
@@ -175,19 +221,29 @@ def box_from_json(text: str | None) -> Box | None:
 
 
 def load_product_image(
-    product_id: str, image: object, box: object | None
+    product_id: str,
+    image: object,
+    box: object | None,
+    *,
+    limits: ImageLimits = DEFAULT_LIMITS,
 ) -> tuple[np.ndarray, Box | None, Box]:
     """Read a reference image and check its box.
+
+    Args:
+        product_id: the product's id, for messages.
+        image: anything :func:`matcher.images.load_image` reads.
+        box: the product's box in it, or ``None``.
+        limits: the images accepted (:data:`STORED_LIMITS` for photos the catalog holds).
 
     Returns:
         The ``(H, W, 3)`` uint8 RGB image, the validated (clipped) box or ``None``, and the
         box to embed: the given one, else the image's foreground.
 
     Raises:
-        InvalidImageError: unreadable image.
+        InvalidImageError: unreadable image, or outside ``limits``.
         InvalidBoxError: bad box.
     """
-    rgb = load_image(image)
+    rgb = load_image(image, limits=limits)
     checked = None
     if box is not None:
         checked = validate_box(box, rgb.shape[:2], name=f"box of product {product_id!r}")

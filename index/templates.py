@@ -19,7 +19,7 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
-from index.products import box_from_json
+from index.products import STORED_LIMITS, box_from_json
 from index.store import CatalogStore
 from matcher.inference.geometric import ReferenceKeypoints
 from matcher.siamese_matcher import ReferenceFeatures, SiameseMatcher
@@ -153,7 +153,9 @@ class TemplateCache:
         if feats is None:
             row = self.store.get(product_id)
             assert row.png is not None
-            reference = Reference.from_image(row.png, box_from_json(row.box), id=product_id)
+            reference = Reference.from_image(
+                row.png, box_from_json(row.box), id=product_id, limits=STORED_LIMITS
+            )
             feats = matcher.encode_reference(reference)
             if persist:
                 self.store.set_template(seq, key, features_to_bytes(feats))

@@ -25,6 +25,7 @@ from matcher.errors import (
     ConfigError,
     DuplicateProductError,
     ImageTooLargeError,
+    ImageTooThinError,
     InvalidArgumentError,
     InvalidBoxError,
     InvalidImageError,
@@ -32,7 +33,7 @@ from matcher.errors import (
     SiammatchError,
     UnknownComponentError,
 )
-from matcher.images import load_image, parse_box, validate_box
+from matcher.images import ImageLimits, load_image, parse_box, validate_box
 from matcher.inference import (  # noqa: F401 - tracker registrations
     da_tracker,
     siamfc_tracker,
@@ -48,7 +49,9 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "DuplicateProductError",
+    "ImageLimits",
     "ImageTooLargeError",
+    "ImageTooThinError",
     "Instance",
     "InvalidArgumentError",
     "InvalidBoxError",

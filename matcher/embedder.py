@@ -25,6 +25,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -45,8 +46,8 @@ from matcher.checkpoints import (
     read_checkpoint,
     save_checkpoint,
 )
-from matcher.errors import CheckpointError, ConfigError, InvalidArgumentError
-from matcher.images import ImageLike, load_image
+from matcher.errors import CheckpointError, ConfigError, InvalidArgumentError, InvalidBoxError
+from matcher.images import ImageLike, ImageLimits, load_image
 from matcher.models.backbones import build_backbone
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,10 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 #: Key of the spec inside a checkpoint's ``recipe`` entry.
 SPEC_KEY = "embedder"
+
+#: What :meth:`Embedder.embed` accepts: the default pixel and side limits, any aspect
+#: ratio (it embeds crops of boxes, which may be thin; letterboxing bounds their cost).
+CROP_LIMITS = ImageLimits(max_aspect=math.inf)
 
 
 @dataclass(frozen=True)
@@ -192,7 +197,7 @@ class Embedder(nn.Module):
         colour, centred.
         """
         size = self.spec.input_size
-        batch = np.stack([letterbox(load_image(img), size) for img in images])
+        batch = np.stack([letterbox(load_image(img, limits=CROP_LIMITS), size) for img in images])
         if self.spec.input_format == "bgr":
             batch = batch[..., ::-1]
         tensor = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2)
@@ -301,8 +306,13 @@ def square_crop(image: np.ndarray, box: Sequence[float], context: float) -> np.n
     image: what the embedder sees of a box (letterboxed afterwards by :meth:`Embedder.embed`).
 
     A box that leaves no pixel inside the image gives the 1x1 crop nearest to it.
+
+    Raises:
+        InvalidBoxError: a coordinate is NaN or infinite.
     """
     x0, y0, x1, y1 = (float(v) for v in box)
+    if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
+        raise InvalidBoxError(f"cannot crop around box {tuple(box)!r}: non-finite coordinates")
     side = max(x1 - x0, y1 - y0) * (1 + context)
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     h, w = image.shape[:2]

@@ -27,9 +27,17 @@ class InvalidImageError(SiammatchError, ValueError):
 
 
 class ImageTooLargeError(InvalidImageError):
-    """An image has more pixels than the configured limit (decompression-bomb guard)."""
+    """An image has more pixels, or a longer side, than the configured limit
+    (decompression-bomb and memory guard)."""
 
     code = "image_too_large"
+
+
+class ImageTooThinError(InvalidImageError):
+    """An image's longer side is more times its shorter side than the configured aspect
+    ratio allows (a 5000x1 strip: nothing to match, and a scene's pyramid grows with it)."""
+
+    code = "image_too_thin"
 
 
 class InvalidBoxError(SiammatchError, ValueError):
@@ -93,3 +101,16 @@ class NoTrackingModeError(InvalidArgumentError):
     """A matcher without a tracking mode (the detector) was asked for a tracker."""
 
     code = "no_tracking_mode"
+
+
+class DatasetLayoutError(SiammatchError, ValueError):
+    """A tracking benchmark's folder does not hold its layout: a file is missing, unreadable
+    or malformed (the message names the file)."""
+
+    code = "invalid_dataset"
+
+
+class TrackingResultsError(SiammatchError, ValueError):
+    """Tracker result files are missing or malformed (the message names the file)."""
+
+    code = "invalid_results"

@@ -4,8 +4,13 @@ Everything that enters siammatch as an image goes through :func:`load_image`, wh
 accepts a path, raw bytes, a file object, a PIL image or a numpy array and returns an
 ``HxWx3`` ``uint8`` RGB array. It applies the EXIF orientation, converts grey, palette,
 CMYK, 16-bit and alpha images (alpha is composited over white, the usual product-photo
-background), and refuses images whose pixel count exceeds a limit before decoding them
-(decompression bombs). Boxes go through :func:`validate_box`.
+background), and refuses, from the header and before decoding, images outside an
+:class:`ImageLimits`: too many pixels (decompression bombs), a side too long, or an aspect
+ratio too extreme. The last two bound what an image can cost downstream, not only its
+own decoded size: a match-mode pyramid (:mod:`matcher.inference.pyramid`) resizes the
+scene's *shorter* side to a working size, so its levels' area grows with the aspect ratio
+(a 2,000,000x1 strip within a 25 MP limit asked for gigabytes), and a strip has nothing
+to match anyway. Boxes go through :func:`validate_box`.
 """
 
 from __future__ import annotations
@@ -14,8 +19,10 @@ import io
 import logging
 import math
 import os
+import re
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -23,6 +30,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from matcher.errors import (
     ImageTooLargeError,
+    ImageTooThinError,
     InvalidArgumentError,
     InvalidBoxError,
     InvalidImageError,
@@ -32,75 +40,137 @@ logger = logging.getLogger(__name__)
 
 #: Default cap on width x height of any decoded image (about 8K x 5K).
 DEFAULT_MAX_PIXELS = 40_000_000
+#: Default cap on either side of an image, pixels.
+DEFAULT_MAX_SIDE = 20_000
+#: Default cap on an image's longer side divided by its shorter side.
+DEFAULT_MAX_ASPECT = 20.0
 
 ImageLike = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO | Image.Image | np.ndarray
 Box = tuple[float, float, float, float]
 
 
-def load_image(src: ImageLike | Any, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+@dataclass(frozen=True)
+class ImageLimits:
+    """The images :func:`load_image` accepts, checked from the header before decoding.
+
+    Attributes:
+        max_pixels: most ``width * height`` (beyond: :class:`ImageTooLargeError`).
+        max_side: longest ``width`` or ``height`` (beyond: :class:`ImageTooLargeError`).
+        max_aspect: largest ``longer side / shorter side`` (beyond:
+            :class:`ImageTooThinError`); at least 1, ``math.inf`` for none (crops of an
+            accepted image, which may be as thin as a box).
+    """
+
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_side: int = DEFAULT_MAX_SIDE
+    max_aspect: float = DEFAULT_MAX_ASPECT
+
+    def __post_init__(self) -> None:
+        for name in ("max_pixels", "max_side"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
+        aspect = self.max_aspect
+        if (
+            isinstance(aspect, bool)
+            or not isinstance(aspect, int | float)
+            or not aspect >= 1.0  # NaN fails too
+        ):
+            raise InvalidArgumentError(f"max_aspect must be a number >= 1, got {aspect!r}")
+
+    def check(self, width: int, height: int) -> None:
+        """Refuse a ``width x height`` image outside these limits.
+
+        Raises:
+            InvalidImageError: no pixels.
+            ImageTooLargeError: too many pixels, or a side too long.
+            ImageTooThinError: too extreme an aspect ratio.
+        """
+        if width <= 0 or height <= 0:
+            raise InvalidImageError(f"image has no pixels ({width}x{height})")
+        if width * height > self.max_pixels:
+            raise ImageTooLargeError(
+                f"image is {width}x{height} = {width * height} pixels, over the limit of "
+                f"{self.max_pixels}"
+            )
+        if max(width, height) > self.max_side:
+            raise ImageTooLargeError(
+                f"image is {width}x{height}: a side over the limit of {self.max_side} pixels"
+            )
+        aspect = max(width, height) / min(width, height)
+        if aspect > self.max_aspect:
+            raise ImageTooThinError(
+                f"image is {width}x{height}: its aspect ratio {aspect:.4g}:1 is over the "
+                f"limit of {self.max_aspect:g}:1"
+            )
+
+
+#: The limits :func:`load_image` applies when given none.
+DEFAULT_LIMITS = ImageLimits()
+
+
+def load_image(src: ImageLike | Any, *, limits: ImageLimits = DEFAULT_LIMITS) -> np.ndarray:
     """Turn any supported image input into an RGB ``uint8`` array.
 
     Args:
         src: file path, encoded bytes, binary file object, PIL image, or numpy array
             (``HxW`` grey, ``HxWx1``, ``HxWx3`` RGB or ``HxWx4`` RGBA; ``uint8``,
             ``uint16``, ``bool`` or floats in ``[0, 1]``).
-        max_pixels: refuse images with more than this many pixels.
+        limits: refuse images outside these (checked before decoding).
 
     Returns:
         ``(H, W, 3)`` uint8, C-contiguous, RGB.
 
     Raises:
         InvalidImageError: unreadable, corrupt, empty or of an unsupported kind.
-        ImageTooLargeError: more than ``max_pixels`` pixels.
+        ImageTooLargeError: more pixels, or a longer side, than ``limits`` allow.
+        ImageTooThinError: an aspect ratio beyond ``limits.max_aspect``.
     """
     if isinstance(src, np.ndarray):
-        return _from_array(src, max_pixels=max_pixels, what="array")
+        return _from_array(src, limits=limits, what="array")
     if isinstance(src, Image.Image):
-        _check_pixels(src.width, src.height, max_pixels)
-        return _from_pil(src, max_pixels=max_pixels)
+        limits.check(src.width, src.height)
+        return _from_pil(src, limits=limits)
     if isinstance(src, str | os.PathLike):
         path = os.fspath(src)
         if not os.path.isfile(path):
             raise InvalidImageError(f"image file {path!r} does not exist")
         with open(path, "rb") as fh:
-            return _decode(fh, max_pixels=max_pixels, what=path)
+            return _decode(fh, limits=limits, what=path)
     if isinstance(src, bytes | bytearray | memoryview):
         if len(src) == 0:
             raise InvalidImageError("image data is empty")
-        return _decode(io.BytesIO(bytes(src)), max_pixels=max_pixels, what="image data")
+        return _decode(io.BytesIO(bytes(src)), limits=limits, what="image data")
     if hasattr(src, "read"):
-        return _decode(src, max_pixels=max_pixels, what="image stream")
+        return _decode(src, limits=limits, what="image stream")
     raise InvalidImageError(f"cannot read an image from a {type(src).__name__}")
 
 
-def _check_pixels(width: int, height: int, max_pixels: int) -> None:
-    if width <= 0 or height <= 0:
-        raise InvalidImageError(f"image has no pixels ({width}x{height})")
-    if width * height > max_pixels:
-        raise ImageTooLargeError(
-            f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}"
-        )
-
-
-def _decode(fh: BinaryIO, *, max_pixels: int, what: str) -> np.ndarray:
+def _decode(fh: BinaryIO, *, limits: ImageLimits, what: str) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             pil = Image.open(fh)
-            _check_pixels(pil.width, pil.height, max_pixels)
+            limits.check(pil.width, pil.height)
             pil.load()
     except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(f"{what}: {exc}") from None
+        # PIL refuses, from the header, images over twice its own global limit: report
+        # ours, which is lower.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f" ({found.group(1)} pixels)" if found else ""
+        raise ImageTooLargeError(
+            f"{what} is too large{size}: over the limit of {limits.max_pixels} pixels"
+        ) from None
     except UnidentifiedImageError:
         raise InvalidImageError(f"{what} is not a recognised image format") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         if isinstance(exc, InvalidImageError):
             raise
         raise InvalidImageError(f"{what} is corrupt or truncated ({exc})") from None
-    return _from_pil(pil, max_pixels=max_pixels)
+    return _from_pil(pil, limits=limits)
 
 
-def _from_pil(pil: Image.Image, *, max_pixels: int) -> np.ndarray:
+def _from_pil(pil: Image.Image, *, limits: ImageLimits) -> np.ndarray:
     try:
         pil = ImageOps.exif_transpose(pil)
     except Exception as exc:  # a broken EXIF block must not make the image unreadable
@@ -108,13 +178,13 @@ def _from_pil(pil: Image.Image, *, max_pixels: int) -> np.ndarray:
     mode = pil.mode
     if mode.startswith("I;16"):
         arr16 = np.asarray(pil).astype(np.uint16)
-        return _from_array(arr16, max_pixels=max_pixels, what=f"{mode} image")
+        return _from_array(arr16, limits=limits, what=f"{mode} image")
     if mode in ("I", "F"):
         arr = np.asarray(pil)
         if mode == "F":  # 32-bit float images: scale their own range to 0..255
             lo, hi = float(arr.min()), float(arr.max())
             arr = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
-        return _from_array(arr, max_pixels=max_pixels, what=f"{mode} image")
+        return _from_array(arr, limits=limits, what=f"{mode} image")
     if mode == "P" and "transparency" in pil.info:
         pil = pil.convert("RGBA")
         mode = "RGBA"
@@ -126,14 +196,14 @@ def _from_pil(pil: Image.Image, *, max_pixels: int) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(pil, dtype=np.uint8))
 
 
-def _from_array(arr: np.ndarray, *, max_pixels: int, what: str) -> np.ndarray:
+def _from_array(arr: np.ndarray, *, limits: ImageLimits, what: str) -> np.ndarray:
     if arr.ndim == 2:
         arr = arr[:, :, None]
     if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
         raise InvalidImageError(
             f"{what} must be HxW, HxWx1, HxWx3 or HxWx4, got shape {tuple(arr.shape)}"
         )
-    _check_pixels(arr.shape[1], arr.shape[0], max_pixels)
+    limits.check(arr.shape[1], arr.shape[0])
     arr = _to_uint8(arr, what)
     if arr.shape[2] == 1:
         arr = np.repeat(arr, 3, axis=2)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from matcher.images import DEFAULT_MAX_PIXELS, Box, ImageLike, load_image, validate_box
+from matcher.images import DEFAULT_LIMITS, Box, ImageLike, ImageLimits, load_image, validate_box
 from matcher.masks import decode_rle, encode_rle
 
 
@@ -40,7 +40,7 @@ class Reference:
         box: Box | None = None,
         *,
         id: str | None = None,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
+        limits: ImageLimits = DEFAULT_LIMITS,
     ) -> Reference:
         """Validate an image and box into a reference.
 
@@ -49,13 +49,15 @@ class Reference:
             box: the product's box; ``None`` takes the product as the image's foreground
                 on a plain background (the whole image when the background is not plain).
             id: optional identifier.
-            max_pixels: decompression-bomb limit.
+            limits: the images accepted (pixels, sides, aspect ratio).
 
         Raises:
-            InvalidImageError: the image cannot be read.
+            InvalidImageError: the image cannot be read, or is outside ``limits``
+                (:class:`~matcher.errors.ImageTooLargeError`,
+                :class:`~matcher.errors.ImageTooThinError`).
             InvalidBoxError: the box is degenerate or outside the image.
         """
-        rgb = load_image(image, max_pixels=max_pixels)
+        rgb = load_image(image, limits=limits)
         if box is None:
             box = foreground_box(rgb)
         return cls(image=rgb, box=validate_box(box, rgb.shape[:2], name="reference box"), id=id)

@@ -120,8 +120,10 @@ def metrics() -> Response:
     get:
       summary: Prometheus metrics
       description: Request counts and latency histograms by route and status, in the
-        Prometheus text format (all gunicorn workers summed in multiprocess mode).
+        Prometheus text format (all gunicorn workers summed in multiprocess mode). Outside
+        `/v1`, so it never needs the API key.
       tags: [service]
+      security: []
       responses:
         200:
           description: Prometheus text exposition format.

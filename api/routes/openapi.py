@@ -109,7 +109,8 @@ _PRODUCT = {
         "product_id": {"type": "string"},
         "metadata": {"type": "object"},
         "box": {**_BOX, "nullable": True},
-        "created_at": {"type": "string"},
+        "created_at": {"type": "number", "description": "UNIX time of the add, seconds"},
+        "image_size": _SCENE_SIZE,
         "image_url": {"type": "string"},
     },
 }
@@ -138,6 +139,7 @@ _PAGE = {
     "properties": {
         "products": {"type": "array", "items": {"$ref": "#/components/schemas/Product"}},
         "next_cursor": {"type": "string", "nullable": True},
+        "total": {"type": "integer", "description": "products in the catalog"},
     },
 }
 _SEARCH_FORM = {
@@ -210,11 +212,12 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 }
 
 RESPONSES = {
-    "BadRequest": "The request is invalid (fields, images, box, recipe, JSON, base64).",
+    "BadRequest": "The request is invalid (fields, images, box, recipe, JSON, base64), or "
+    "an image's aspect ratio is over the limit (image_too_thin).",
     "Unauthorized": "The service has an API key and the request did not present it.",
     "NotFound": "No such product (or route).",
     "Conflict": "A product with this id already exists.",
-    "TooLarge": "The upload exceeds the size limit or the image the pixel limit.",
+    "TooLarge": "The upload exceeds the size limit, or an image the pixel or side limit.",
     "Unavailable": "The service runs without a catalog.",
 }
 

@@ -205,10 +205,14 @@ def _box_voting(
 ) -> torch.Tensor:
     """Refine each kept box to the score-weighted mean of the candidates overlapping it
     by at least ``iou_threshold`` (box voting), which averages out the quantisation of
-    cells, anchors and pyramid levels."""
+    cells, anchors and pyramid levels. A kept box whose neighbours all score 0 (scores
+    underflow for references far from every anchor's shape, such as a 5000x1 strip) keeps
+    its own coordinates rather than becoming 0/0."""
     overlaps = box_iou(boxes[keep], boxes)
     weights = torch.where(overlaps >= iou_threshold, scores[None, :], torch.zeros(()))
-    return (weights @ boxes) / weights.sum(dim=1, keepdim=True)
+    total = weights.sum(dim=1, keepdim=True)
+    voted = (weights @ boxes) / total.clamp_min(torch.finfo(total.dtype).tiny)
+    return torch.where(total > 0, voted, boxes[keep])
 
 
 def to_instances(candidates: list[Candidate]) -> tuple[Instance, ...]:

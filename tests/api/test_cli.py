@@ -24,6 +24,8 @@ def files(tmp_path_factory):
     Image.fromarray(product).save(root / "ref.png")
     Image.fromarray(scene).save(root / "scene.jpg", quality=95)
     (root / "notes.txt").write_text("not an image")
+    Image.fromarray(np.full((1, 5000, 3), 128, np.uint8)).save(root / "thin.png")
+    Image.fromarray(np.full((25_000, 2, 3), 128, np.uint8)).save(root / "tall.png")
     return root, box
 
 
@@ -99,6 +101,9 @@ def test_match_defaults_to_the_shipped_matcher_with_masks(tmp_path, capsys):
     [
         (["match", "missing.png", "{scene}"], "no such file"),
         (["match", "{notes}", "{scene}"], "not a recognised image"),
+        (["match", "{thin}", "{scene}"], "aspect ratio 5000:1 is over the limit of 20:1"),
+        (["match", "{ref}", "{thin}"], "aspect ratio 5000:1"),
+        (["match", "{ref}", "{tall}"], "a side over the limit of 20000 pixels"),
         (["match", "{ref}", "{scene}", "--ref-box", "10,10,10,50"], "zero or negative area"),
         (["match", "{ref}", "{scene}", "--ref-box", "0,0,900,50"], "outside"),
         (["match", "{ref}", "{scene}", "--ref-box", "1,2,3"], "four numbers"),
@@ -124,6 +129,8 @@ def test_user_mistakes_exit_2_with_one_line(files, capsys, args, message):
         "{scene}": str(root / "scene.jpg"),
         "{ref}": str(root / "ref.png"),
         "{notes}": str(root / "notes.txt"),
+        "{thin}": str(root / "thin.png"),
+        "{tall}": str(root / "tall.png"),
         "{root}": str(root),
     }
     argv = [subs.get(a, a) for a in args]

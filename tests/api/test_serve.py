@@ -4,9 +4,6 @@ and one real gunicorn server with two workers spoken to over HTTP."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +17,7 @@ import api.cli
 import api.cli_serve
 from api.default_catalog import ensure_catalog, synth_products
 from index.catalog import Catalog
+from tests.api.http_helpers import serving
 from tests.helpers import iou
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,6 +51,8 @@ def test_serve_prepares_the_catalog_and_execs_gunicorn(serve_cli, tmp_path, caps
     assert env["SIAMMATCH_RECIPE"] == api.cli.DEFAULT_RECIPE
     assert env["SIAMMATCH_DEVICE"] == "cpu"
     assert "SIAMMATCH_WEIGHTS" not in env
+    assert env["SIAMMATCH_READ_TIMEOUT"] == "30"
+    assert env["SIAMMATCH_REQUEST_TIMEOUT"] == "120"  # --timeout's
     assert Path(env["PROMETHEUS_MULTIPROC_DIR"]).is_dir()
     assert int(env["OMP_NUM_THREADS"]) >= 1
     assert "created catalog" in capsys.readouterr().err
@@ -67,8 +67,10 @@ def test_serve_prepares_the_catalog_and_execs_gunicorn(serve_cli, tmp_path, caps
 
 def test_serve_single_worker_without_catalog(serve_cli, monkeypatch):
     monkeypatch.setenv("SIAMMATCH_CATALOG", "/should/be/dropped")
-    assert api.cli.main(["serve", "--no-catalog", "--workers", "1", "--access-log"]) == 0
+    argv = ["serve", "--no-catalog", "--workers", "1", "--access-log", "--request-timeout", "7.5"]
+    assert api.cli.main([*argv, "--read-timeout", "4"]) == 0
     ((command, env),) = serve_cli
+    assert env["SIAMMATCH_REQUEST_TIMEOUT"] == "7.5" and env["SIAMMATCH_READ_TIMEOUT"] == "4"
     assert "SIAMMATCH_CATALOG" not in env
     assert "PROMETHEUS_MULTIPROC_DIR" not in env  # one worker: plain registry
     assert command[command.index("--access-logfile") + 1] == "-"
@@ -90,6 +92,8 @@ def test_metrics_folder_is_emptied(serve_cli, tmp_path, monkeypatch):
         (["--port", "0"], "--port"),
         (["--workers", "0"], "--workers"),
         (["--threads", "0"], "--threads"),
+        (["--read-timeout", "0"], "--read-timeout"),
+        (["--request-timeout", "-1"], "--request-timeout"),
         (["--seed-products", "-1"], "--seed-products"),
         (["--weights", "missing.pth"], "does not exist"),
         (["--recipe", "no_such_recipe"], "unknown recipe"),
@@ -124,7 +128,7 @@ def test_synth_products_are_deterministic():
 
 def test_gunicorn_master_imports_nothing_heavy():
     code = (
-        "import sys, api.gunicorn_conf\n"
+        "import sys, api.gunicorn_conf, api.gunicorn_worker\n"
         "print(','.join(m for m in ('torch', 'faiss', 'matcher', 'index', 'flask') "
         "if m in sys.modules))"
     )
@@ -136,25 +140,9 @@ def test_gunicorn_master_imports_nothing_heavy():
 # -- a real server -------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_ready(base: str, proc: subprocess.Popen, timeout: float = 240.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"siammatch serve exited with status {proc.returncode}")
-        try:
-            response = requests.get(base + "/readyz", timeout=5)
-            if response.status_code == 200:
-                return response.json()
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    pytest.fail("siammatch serve did not become ready")
+def _metric_pids(folder: Path) -> set[str]:
+    """The processes that wrote prometheus_client multiprocess files in ``folder``."""
+    return {f.stem.rsplit("_", 1)[-1] for f in folder.glob("*.db")}
 
 
 def _mapped_libraries(pid: int) -> str:
@@ -164,22 +152,11 @@ def _mapped_libraries(pid: int) -> str:
 @pytest.fixture
 def server(tmp_path):
     """``siammatch serve`` with 2 workers on a free loopback port, stopped with SIGTERM."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
-        "OMP_NUM_THREADS": "1",
-    }
-    cmd = [
-        sys.executable,
-        "-m",
-        "api.cli_serve",
+    args = [
         "--catalog",
         str(tmp_path / "catalog"),
         "--seed-products",
         "3",
-        "--port",
-        str(port),
         "--workers",
         "2",
         # Template matching: exact on the pasted photos below, and light for two workers.
@@ -188,25 +165,9 @@ def server(tmp_path):
         "--recipe",
         "siamfc_pixels",
     ]
-    log = open(tmp_path / "server.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        ready = _wait_ready(base, proc)
-        yield base, proc, ready, tmp_path / "metrics"
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            status = proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            status = proc.wait()
-        log.close()
-        text = (tmp_path / "server.log").read_text()
-        assert status == 0, text[-3000:]
-        assert "Traceback" not in text, text[-3000:]
-        assert "Control socket listening" not in text  # disabled in api.gunicorn_conf
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
+    with serving(tmp_path, args, env=env) as running:
+        yield running.base, running.proc, running.ready, tmp_path / "metrics"
 
 
 def test_real_server_over_http(server, pictures):
@@ -220,7 +181,7 @@ def test_real_server_over_http(server, pictures):
 
     session = requests.Session()
     files = {"reference": ("r.png", pictures.product_png), "scene": ("s.png", pictures.scene_png)}
-    # Two matches at once: with sync workers, each worker takes one.
+    # Two matches at once.
     with ThreadPoolExecutor(2) as pool:
         matches = list(
             pool.map(lambda _: requests.post(base + "/v1/match", files=files, timeout=120), [0, 1])
@@ -258,8 +219,13 @@ def test_real_server_over_http(server, pictures):
     for _ in range(6):
         assert session.get(base + "/healthz", timeout=30).status_code == 200
     # Multiprocess mode: whichever worker answers, /metrics counts all workers' requests.
-    worker_pids = {f.stem.rsplit("_", 1)[-1] for f in metrics_dir.glob("*.db")}
-    assert len(worker_pids) == 2  # both workers served and wrote their metric files
+    # (A threaded worker can take every request of a light load: concurrent connections
+    # make both serve and write their metric files.)
+    deadline = time.monotonic() + 60
+    while len(_metric_pids(metrics_dir)) < 2 and time.monotonic() < deadline:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda _: requests.get(base + "/readyz", timeout=30), range(16)))
+    assert len(_metric_pids(metrics_dir)) == 2
     for _ in range(3):
         text = session.get(base + "/metrics", timeout=30).text
         for line in (

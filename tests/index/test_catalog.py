@@ -4,25 +4,40 @@ recovery from missing or damaged index files, training, re-indexing and re-embed
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import sqlite3
+from functools import partial
 
 import numpy as np
 import pytest
 
+import index.catalog as catalog_module
+from index import products
 from index.catalog import Catalog
-from index.products import Hit, Product
+from index.products import (
+    MAX_METADATA_DEPTH,
+    Hit,
+    Product,
+    json_depth,
+    parse_metadata,
+    validate_metadata,
+)
+from index.search import search_scene
 from index.templates import features_to_bytes
 from matcher.embedder import EmbedderSpec, build_embedder
 from matcher.errors import (
     CatalogError,
     DuplicateProductError,
+    ImageTooLargeError,
+    ImageTooThinError,
     InvalidArgumentError,
     InvalidBoxError,
     InvalidImageError,
     ProductNotFoundError,
 )
+from matcher.images import ImageLimits
 from tests.index.conftest import block_image
 
 
@@ -94,6 +109,24 @@ def test_unknown_and_duplicate_ids(catalog):
     assert_consistent(catalog, {"a"})
 
 
+def _nested(depth: int) -> dict:
+    """Metadata nested ``depth`` levels deep (the object itself is one)."""
+    value: object = 1
+    for _ in range(depth - 1):
+        value = [value]
+    return {"a": value}
+
+
+def test_metadata_depth_limit():
+    assert json_depth({"a": [1, {"b": []}]}, limit=10) == 4
+    assert json_depth("text", limit=10) == 0
+    assert json_depth(_nested(100_000), limit=32) == 33  # counted without recursion
+    assert validate_metadata(_nested(MAX_METADATA_DEPTH)).startswith('{"a":[[')
+    for text in ('{"a":' * 40 + "1" + "}" * 40, "[" * 100_000 + "]" * 100_000):
+        with pytest.raises(InvalidArgumentError, match="nested"):
+            parse_metadata(text)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error"),
     [
@@ -107,7 +140,11 @@ def test_unknown_and_duplicate_ids(catalog):
         ({"metadata": {"when": object()}}, InvalidArgumentError),
         ({"metadata": {1: "int key"}}, InvalidArgumentError),
         ({"metadata": {"blob": "x" * 70_000}}, InvalidArgumentError),
+        ({"metadata": _nested(33)}, InvalidArgumentError),
+        ({"metadata": _nested(5000)}, InvalidArgumentError),  # json.dumps would recurse
         ({"image": b"\x89PNG\r\n\x1a\n corrupt"}, InvalidImageError),
+        ({"image": np.zeros((1, 5000, 3), np.uint8)}, ImageTooThinError),
+        ({"image": np.zeros((30_000, 2, 3), np.uint8)}, ImageTooLargeError),
         ({"image": np.zeros((4, 4), np.float32) + 3.0}, InvalidImageError),
         ({"image": "/no/such/file.png"}, InvalidImageError),
         ({"box": (50, 50, 40, 80)}, InvalidBoxError),
@@ -441,3 +478,32 @@ def test_cached_features_keep_the_geometric_keypoints(tmp_path):
         assert result.best is not None
     again = features_from_bytes(features_to_bytes(feats), device=geometric.device)
     np.testing.assert_array_equal(again.colour, feats.colour)
+
+
+def test_thin_photos_stored_before_the_limits_are_still_read(tmp_path, monkeypatch):
+    """A catalog written before the aspect-ratio limit may hold a thin photo: searching,
+    computing templates and re-embedding re-read it and must not refuse it (issue 18)."""
+    import matcher
+
+    strip = np.tile(block_image("strip", size=40)[:1], (1, 30, 1))  # 1 x 1200
+    path = tmp_path / "cat"
+    with Catalog(path) as cat:
+        with pytest.raises(ImageTooThinError):
+            cat.add("strip", strip)
+        # What an older version let through.
+        legacy = partial(products.load_product_image, limits=ImageLimits(max_aspect=math.inf))
+        monkeypatch.setattr(catalog_module, "load_product_image", legacy)
+        cat.add("strip", strip)
+        monkeypatch.undo()
+        cat.add("block", block_image("block", size=64))
+    shipped = matcher.load("siammask_small")
+    with Catalog(path, matcher=shipped) as cat:
+        assert cat.get("strip").image().shape == (1, 1200, 3)
+        assert cat.template_features("strip") is not None  # from the stored photo
+        scene = np.tile(block_image("block", size=64), (2, 2, 1))
+        hits = search_scene(cat, shipped, scene, k=2, candidates=2)
+        assert all(np.isfinite(inst.box).all() for hit in hits for inst in hit.instances)
+    other = build_embedder(EmbedderSpec(dim=64, seed=7))
+    with Catalog(path, embedder=other, replace_embedder=True) as cat:
+        assert cat.dim == 64  # every stored photo re-embedded, the strip included
+        assert_consistent(cat, {"strip", "block"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -132,6 +133,9 @@ def test_import_a_synthetic_dataset(tmp_path, capsys):
         (["add", "p", "IMG", "--metadata", "[1, 2]"], "JSON object"),
         (["add", "p", "IMG", "--metadata", "{bad"], "not valid JSON"),
         (["add", "p", "IMG", "--box", "0,0,5000,10"], "outside"),
+        (["add", "p", "THIN"], "aspect ratio 5000:1 is over the limit"),
+        (["add", "p", "IMG", "--metadata", '{"a":' * 5000 + "1" + "}" * 5000], "nested"),
+        (["add", "p", "IMG", "--metadata", '{"a":' * 40 + "1" + "}" * 40], "nested more than 32"),
         (["add", "p", "NOFILE"], "does not exist"),
         (["info"], "no catalog"),
         (["search", "IMG", "-k", "0"], "k must be"),
@@ -144,7 +148,10 @@ def test_errors_print_one_line_and_exit_2(files, capsys, args, message):
     cat = str(root / "cat")
     if args[0] in ("rm", "search"):
         assert run(capsys, "catalog", "add", "seed", image, "--catalog", cat)[0] == 0
-    argv = [image if a == "IMG" else str(root / "nope.png") if a == "NOFILE" else a for a in args]
+    thin = root / "thin.png"
+    Image.fromarray(np.full((5000, 1, 3), 9, np.uint8)).save(thin)
+    subs = {"IMG": image, "NOFILE": str(root / "nope.png"), "THIN": str(thin)}
+    argv = [subs.get(a, a) for a in args]
     code, out, err = run(capsys, "catalog", *argv, "--catalog", cat)
     assert code == 2
     assert out == "" or args[0] in ("rm", "search")

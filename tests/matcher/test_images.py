@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import io
+import math
 
 import numpy as np
 import pytest
 from PIL import Image
 
 import matcher
-from matcher.errors import ImageTooLargeError, InvalidBoxError, InvalidImageError
-from matcher.images import load_image, parse_box, validate_box
+from matcher.errors import (
+    ImageTooLargeError,
+    ImageTooThinError,
+    InvalidArgumentError,
+    InvalidBoxError,
+    InvalidImageError,
+)
+from matcher.images import ImageLimits, load_image, parse_box, validate_box
 from matcher.structures import foreground_box
 
 
@@ -76,9 +83,9 @@ def test_grey_rgba_palette_and_16_bit(rgb):
 def test_decompression_bomb_is_refused_before_decoding():
     big = _png(Image.new("L", (3000, 3000)))
     with pytest.raises(ImageTooLargeError, match="over the limit"):
-        load_image(big, max_pixels=1_000_000)
+        load_image(big, limits=ImageLimits(max_pixels=1_000_000))
     with pytest.raises(ImageTooLargeError):
-        load_image(np.zeros((2000, 2000, 3), np.uint8), max_pixels=1_000_000)
+        load_image(np.zeros((2000, 2000, 3), np.uint8), limits=ImageLimits(max_pixels=1_000_000))
 
 
 @pytest.mark.parametrize(
@@ -147,3 +154,68 @@ def test_reference_without_box_finds_the_product_on_a_plain_background():
     assert ref.box == (30.0, 20.0, 90.0, 70.0)
     busy = np.random.default_rng(1).integers(0, 256, (50, 40, 3), dtype=np.uint8)
     assert foreground_box(busy) == (0.0, 0.0, 40.0, 50.0)
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG holding only its signature and header (IHDR) for a ``width x height`` RGB
+    image: what a decompression bomb or a 2,000,000x1 strip shows before decoding."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize(
+    "width, height, error, words",
+    [
+        (5000, 1, ImageTooThinError, "5000x1: its aspect ratio 5000:1 is over the limit of 20:1"),
+        (1, 300, ImageTooThinError, "300:1"),
+        (2_000_000, 1, ImageTooLargeError, "a side over the limit of 20000 pixels"),
+        (1, 24_000_000, ImageTooLargeError, "a side over the limit"),
+        (30_000, 1_200, ImageTooLargeError, "a side over the limit"),
+        (9000, 9000, ImageTooLargeError, "over the limit of 40000000"),
+    ],
+)
+def test_thin_and_long_images_are_refused_from_their_header(width, height, error, words):
+    # Header-only files: a decoder that went further would fail with "truncated" instead.
+    with pytest.raises(error, match=words):
+        load_image(png_header(width, height))
+
+
+def test_limits_apply_to_arrays_and_pil_images_and_references():
+    strip = np.zeros((1, 400, 3), np.uint8)
+    for source in (strip, Image.fromarray(strip)):
+        with pytest.raises(ImageTooThinError):
+            load_image(source)
+        with pytest.raises(ImageTooThinError):
+            matcher.Reference.from_image(source)
+    assert load_image(np.zeros((10, 200, 3), np.uint8)).shape == (10, 200, 3)  # 20:1 passes
+    loose = ImageLimits(max_aspect=math.inf)
+    assert load_image(strip, limits=loose).shape == (1, 400, 3)
+    tight = ImageLimits(max_pixels=10_000, max_side=150, max_aspect=2.0)
+    with pytest.raises(ImageTooLargeError, match="150 pixels"):
+        load_image(np.zeros((10, 151, 3), np.uint8), limits=tight)
+    with pytest.raises(ImageTooThinError, match="limit of 2:1"):
+        matcher.Reference.from_image(np.zeros((30, 70, 3), np.uint8), limits=tight)
+    for bad in (
+        {"max_pixels": 0},
+        {"max_side": 1.5},
+        {"max_aspect": 0.5},
+        {"max_aspect": math.nan},
+    ):
+        with pytest.raises(InvalidArgumentError):
+            ImageLimits(**bad)
+
+
+def test_decompression_bomb_message_quotes_the_limit_in_force():
+    bomb = png_header(20_000, 10_000)  # 200 M pixels: PIL itself refuses it when opening
+    with pytest.raises(ImageTooLargeError) as caught:
+        load_image(bomb, limits=ImageLimits(max_pixels=25_000_000))
+    message = str(caught.value)
+    assert "200000000 pixels" in message and "limit of 25000000 pixels" in message
+    assert "178956970" not in message  # PIL's own limit

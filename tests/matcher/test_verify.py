@@ -3,12 +3,21 @@ re-ranking, recipe wiring and the features it adds to a reference."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 import matcher
 from matcher.embedder import build_embedder, save_embedder, square_crop
-from matcher.errors import CheckpointError, ConfigError, InvalidArgumentError
+from matcher.errors import (
+    CheckpointError,
+    ConfigError,
+    ImageTooThinError,
+    InvalidArgumentError,
+    InvalidBoxError,
+)
+from matcher.images import ImageLimits
 from matcher.inference.match import Candidate
 from matcher.inference.verify import Verifier, combine_scores, resolve_verifier_path
 from tests.helpers import clutter_scene, iou, paste, product_image, rpn_template_matcher
@@ -64,6 +73,26 @@ def test_square_crop_of_a_box_outside_the_image_is_not_empty():
     image = np.arange(100 * 120 * 3, dtype=np.uint8).reshape(100, 120, 3)
     assert square_crop(image, (500, 500, 510, 510), 0.0).shape[:2] == (1, 1)
     assert square_crop(image, (-50, -50, -40, -40), 0.0).shape[:2] == (1, 1)
+
+
+def test_square_crop_refuses_non_finite_boxes():
+    image = np.zeros((10, 10, 3), np.uint8)
+    for box in ((0, 0, float("nan"), 5), (0, float("-inf"), 5, float("inf"))):
+        with pytest.raises(InvalidBoxError, match="non-finite"):
+            square_crop(image, box, 0.1)
+
+
+def test_thin_reference_matches_without_nan(scene):
+    """Issue 18: a 5000x1 reference made the shipped matcher's box voting divide 0 by 0
+    (every candidate's score underflowed) and ``square_crop`` fail on the NaN box. The
+    image limits now refuse such references; past them, the match still completes."""
+    shipped = matcher.load("siammask_small")
+    strip = np.full((1, 5000, 3), 128, np.uint8)
+    with pytest.raises(ImageTooThinError):
+        matcher.Reference.from_image(strip)
+    reference = matcher.Reference.from_image(strip, limits=ImageLimits(max_aspect=math.inf))
+    result = shipped.match(reference, scene, score_threshold=0.0)
+    assert all(np.isfinite(inst.box).all() for inst in result.instances)
 
 
 def test_matcher_with_verifier_scores_by_similarity(scene, embedder):

@@ -1,0 +1,434 @@
+"""The gunicorn worker of ``siammatch serve``: threads that never wait on a slow client.
+
+gunicorn's ``gthread`` worker accepts connections in its main loop and hands each one to a
+thread, which then blocks until the client has sent its request: a client that sends half
+a header and stops holds that thread for good (with sync workers, the whole worker), so a
+few such sockets starve the service. :class:`ThreadWorker` changes three things.
+
+- **Requests are read before a thread takes them.** The main loop (a ``selectors`` poll,
+  no thread) reads each connection's bytes as they arrive until it holds the complete
+  header and the whole body its ``Content-Length`` declares (answering an ``Expect:
+  100-continue`` itself); only then does a thread parse and serve the request, from
+  memory. A client that takes longer than :data:`READ_TIMEOUT_ENV` seconds (default
+  :data:`DEFAULT_READ_TIMEOUT`) to send its request is answered ``408`` and closed; a
+  header over :data:`MAX_HEADER_BYTES` is answered ``431`` (``414`` when not even its
+  request line ends there); a chunked body, whose end only reading it would tell, is
+  refused with ``411`` (send a ``Content-Length``). A body over the app's
+  ``MAX_CONTENT_LENGTH`` is not read: the application answers ``413`` from the header.
+  Slow and idle clients cost a socket and the bytes they sent, never a thread;
+  kept-alive connections idle for gunicorn's ``keepalive`` seconds are closed.
+- **gunicorn's own errors are JSON.** The responses gunicorn writes itself (a malformed
+  request line or header, a long URL, a bad ``Content-Length`` or ``Transfer-Encoding``, a
+  failure outside the application) use the service's error shape
+  ``{"error": {"code", "message"}}`` instead of an HTML page: the worker replaces
+  ``gunicorn.util.write_error``, in its own process, with :func:`write_json_error`.
+- **Requests have a time limit.** A request still running after
+  :data:`REQUEST_TIMEOUT_ENV` seconds (default: gunicorn's ``timeout``) is answered
+  ``500`` with the code ``timeout``, and the worker stops taking connections, finishes
+  its other requests and exits, so that gunicorn starts a fresh one (a thread cannot be
+  stopped; the process can). The main loop keeps gunicorn's heartbeat while threads
+  compute, so gunicorn's ``timeout`` itself only catches a worker that hangs as a whole
+  (or boots for longer than it).
+
+TLS connections keep gthread's own reading (the bytes must go through the TLS layer
+first). This module is imported by the gunicorn master: it imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from http import HTTPStatus
+from typing import Any
+
+from gunicorn import util
+from gunicorn.workers import gthread
+
+#: Environment variable: seconds a client has to send a whole request (header and body).
+READ_TIMEOUT_ENV = "SIAMMATCH_READ_TIMEOUT"
+#: Environment variable: seconds a request may run before it is answered ``500 timeout``.
+REQUEST_TIMEOUT_ENV = "SIAMMATCH_REQUEST_TIMEOUT"
+DEFAULT_READ_TIMEOUT = 30.0
+#: Largest request header read; beyond it the client is answered 431 (or 414).
+MAX_HEADER_BYTES = 64 * 1024
+#: Bodies buffered before a thread takes the request when the app does not say otherwise.
+DEFAULT_MAX_BODY = 16 * 1024 * 1024
+_RECV_SIZE = 256 * 1024
+
+
+def error_response(status: int, reason: str, code: str, message: str) -> bytes:
+    """A complete ``Connection: close`` HTTP/1.1 response carrying a JSON error.
+
+    Args:
+        status: HTTP status.
+        reason: its reason phrase (ASCII, no line breaks).
+        code: the error's machine-readable code.
+        message: the human-readable message.
+    """
+    body = json.dumps({"error": {"code": code, "message": message}}).encode("ascii")
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\n"
+        "Connection: close\r\n"
+        "Content-Type: application/json\r\n"
+        "X-Content-Type-Options: nosniff\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
+
+
+#: Reason phrases (RFC 9110's, whatever the Python version's ``HTTPStatus`` says) of the
+#: statuses the worker and gunicorn answer themselves.
+_PHRASES = {
+    400: "Bad Request",
+    403: "Forbidden",
+    408: "Request Timeout",
+    411: "Length Required",
+    414: "URI Too Long",
+    417: "Expectation Failed",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+}
+
+
+def _phrase(status: int) -> str:
+    if status in _PHRASES:
+        return _PHRASES[status]
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def _code(reason: str) -> str:
+    """``"URI Too Long"`` -> ``"uri_too_long"`` (the way Flask's HTTP errors get theirs)."""
+    words = "".join(ch if ch.isalnum() else " " for ch in reason.lower()).split()
+    return "_".join(words) or "http_error"
+
+
+def write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+    """Drop-in for ``gunicorn.util.write_error``: the error as the service's JSON shape.
+
+    The reason phrase is the status's standard one (gunicorn labels its 501 "Bad
+    Request"). A 500 says no more than the application's own 500 does (gunicorn logs the
+    cause).
+    """
+    reason = _phrase(status_int)
+    if status_int == 500:
+        code, message = "internal_error", "internal server error"
+    else:
+        code, message = _code(reason), " ".join(str(mesg).split()) or reason
+    util.write_nonblock(sock, error_response(status_int, reason, code, message))
+
+
+def _send_now(sock: socket.socket, data: bytes) -> None:
+    """Best-effort write that never blocks and never changes the socket's mode (another
+    thread may be using it)."""
+    with contextlib.suppress(OSError):
+        sock.send(data, socket.MSG_DONTWAIT)
+
+
+def _seconds(name: str, default: float) -> float:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    value = float(text)
+    if not value > 0:
+        raise ValueError(f"{name} must be a positive number of seconds, got {text!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a request's header asks of the main loop.
+
+    Attributes:
+        body: bytes of body to read before a thread takes the request.
+        expect_continue: the client waits for ``100 Continue`` before sending the body.
+        chunked: a chunked body (refused with 411).
+    """
+
+    body: int = 0
+    expect_continue: bool = False
+    chunked: bool = False
+
+
+def _plan(head: bytes, max_body: int) -> _Plan:
+    """How to read the request whose header (without the final blank line) is ``head``.
+
+    A header gunicorn will refuse (duplicate or malformed ``Content-Length``, a
+    ``Transfer-Encoding`` or ``Expect`` it does not support) and a body over ``max_body``
+    (which the app refuses with 413) read no body here: the thread answers them from the
+    header alone.
+    """
+    lines = head.split(b"\r\n")
+    length = None
+    expect = chunked = malformed = False
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        name, value = name.strip().lower(), value.strip()
+        if name == b"transfer-encoding":
+            if value.split(b",")[-1].strip().lower() == b"chunked":
+                chunked = True
+            else:
+                malformed = True
+        elif name == b"expect":
+            if value.lower() == b"100-continue":
+                expect = lines[0].rstrip().endswith(b"HTTP/1.1")  # 1.0 ignores it
+            else:
+                malformed = True
+        elif name == b"content-length":
+            if length is not None or not value.isdigit() or len(value) > 15:
+                malformed = True
+            else:
+                length = int(value)
+    if malformed:
+        return _Plan()
+    if chunked:
+        return _Plan(chunked=True)
+    if length is None or length > max_body:
+        return _Plan()
+    return _Plan(body=length, expect_continue=expect and length > 0)
+
+
+def _without_expect(head: bytes) -> bytes:
+    """``head`` without its ``Expect`` lines (the main loop already answered them)."""
+    return b"\r\n".join(
+        line for line in head.split(b"\r\n") if line.partition(b":")[0].strip().lower() != b"expect"
+    )
+
+
+@dataclass(eq=False)
+class _Reading:
+    """A connection whose request the main loop is still reading."""
+
+    deadline: float
+    data: bytearray = field(default_factory=bytearray)
+    continued: bool = False  # ``100 Continue`` sent
+
+
+@dataclass(eq=False)
+class _Running:
+    """A request a thread is serving. ``finished``: the application returned (its answer
+    goes out); ``answered``: the watchdog answered ``timeout`` instead."""
+
+    started: float
+    finished: bool = False
+    answered: bool = False
+
+
+class ThreadWorker(gthread.ThreadWorker):
+    """gunicorn's ``gthread`` worker, reading requests in its main loop (see the module
+    docstring). Select it with ``worker_class = "api.gunicorn_worker.ThreadWorker"``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.read_timeout = _seconds(READ_TIMEOUT_ENV, DEFAULT_READ_TIMEOUT)
+        self.request_timeout = _seconds(REQUEST_TIMEOUT_ENV, float(self.cfg.timeout or 0) or 1e9)
+        self.max_body = DEFAULT_MAX_BODY
+        self.reading: dict[Any, _Reading] = {}
+        self.running: dict[Any, _Running] = {}
+        self.running_lock = threading.Lock()
+        self.current = threading.local()
+        self.abandoned = 0
+        self.wsgi_app: Any = None
+
+    # -- process ---------------------------------------------------------------------------
+
+    def init_process(self) -> None:
+        util.write_error = write_json_error  # this worker process only
+        super().init_process()
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        self.wsgi_app = self.wsgi  # the Flask application (``wsgi`` becomes its guard)
+        config = getattr(self.wsgi_app, "config", None)
+        if config is not None and config.get("MAX_CONTENT_LENGTH"):
+            self.max_body = int(config["MAX_CONTENT_LENGTH"])
+        self.wsgi = partial(self._guarded, self.wsgi_app)
+
+    def run(self) -> None:
+        super().run()
+        if self.abandoned:
+            # Threads past the time limit still compute, and the interpreter would wait for
+            # them at exit: end the process now (the catalog's writes are atomic).
+            self.log.error("worker exits with %d timed-out request(s) running", self.abandoned)
+            os._exit(1)
+
+    # -- reading requests in the main loop -------------------------------------------------
+
+    def enqueue_req(self, conn: Any) -> None:
+        """Every connection with a request to come passes here (new, kept alive, or with
+        bytes left over from the previous request): read it first, then give it a thread."""
+        if self.cfg.is_ssl or getattr(conn, "siammatch_request", None) is not None:
+            super().enqueue_req(conn)
+            return
+        state = _Reading(deadline=time.monotonic() + self.read_timeout)
+        if conn.parser is not None:
+            state.data += conn.parser.unreader.take_buffered()
+        self.reading[conn] = state
+        conn.sock.setblocking(False)
+        if not self._advance(conn, state):
+            self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._readable, conn))
+
+    def _readable(self, conn: Any, _sock: Any) -> None:
+        state = self.reading.get(conn)
+        if state is None:
+            return
+        try:
+            chunk = conn.sock.recv(_RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:  # the client went away
+            self._drop(conn)
+            return
+        state.data += chunk
+        self._advance(conn, state)
+
+    def _advance(self, conn: Any, state: _Reading) -> bool:
+        """Dispatch or refuse the request if ``state`` holds enough; whether it did."""
+        data = state.data
+        end = data.find(b"\r\n\r\n")
+        if end < 0:
+            if len(data) < MAX_HEADER_BYTES:
+                return False
+            if b"\r\n" not in data:
+                self._refuse(conn, 414, "uri_too_long", "the request line is too long")
+            else:
+                self._refuse(
+                    conn,
+                    431,
+                    "request_header_fields_too_large",
+                    f"the request header is longer than {MAX_HEADER_BYTES} bytes",
+                )
+            return True
+        head = bytes(data[:end])
+        plan = _plan(head, self.max_body)
+        if plan.chunked:
+            self._refuse(
+                conn,
+                411,
+                "length_required",
+                "send the request body with a Content-Length (chunked bodies are not accepted)",
+            )
+            return True
+        if len(data) < end + 4 + plan.body:
+            if plan.expect_continue and not state.continued:
+                state.continued = True
+                _send_now(conn.sock, b"HTTP/1.1 100 Continue\r\n\r\n")
+            return False
+        if plan.expect_continue:
+            data = bytearray(_without_expect(head)) + data[end:]
+        del self.reading[conn]
+        self._unregister(conn)
+        conn.siammatch_request = bytes(data)
+        super().enqueue_req(conn)
+        return True
+
+    def _unregister(self, conn: Any) -> None:
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self.poller.unregister(conn.sock)
+
+    def _drop(self, conn: Any) -> None:
+        self.reading.pop(conn, None)
+        self._unregister(conn)
+        self.nr_conns -= 1
+        conn.close()
+
+    def _refuse(self, conn: Any, status: int, code: str, message: str) -> None:
+        _send_now(conn.sock, error_response(status, _phrase(status), code, message))
+        self._drop(conn)
+
+    def murder_pending(self) -> None:
+        """Also, once a second from the main loop: close clients past the read timeout
+        (idle ones at once when stopping) and answer requests past the time limit."""
+        super().murder_pending()
+        now = time.monotonic()
+        for conn, state in list(self.reading.items()):
+            if state.deadline <= now and state.data:
+                self._refuse(
+                    conn,
+                    408,
+                    "request_timeout",
+                    f"the request was not received within {self.read_timeout:g} s",
+                )
+            elif state.deadline <= now or (not self.alive and not state.data):
+                self._drop(conn)
+        self._answer_late(now)
+
+    # -- serving ---------------------------------------------------------------------------
+
+    def handle(self, conn: Any) -> Any:
+        """A thread serves the connection's request from the bytes the main loop read."""
+        data = getattr(conn, "siammatch_request", None)
+        if data is not None:
+            conn.siammatch_request = None
+            conn.sock.setblocking(True)
+            conn.init()
+            conn.parser.unreader.unread(data)
+            conn.data_ready = True
+        with self.running_lock:
+            self.running[conn] = _Running(started=time.monotonic())
+        self.current.conn = conn
+        try:
+            return super().handle(conn)
+        finally:
+            self.current.conn = None
+            with self.running_lock:
+                self.running.pop(conn, None)
+
+    def _guarded(self, app: Any, environ: dict, start_response: Any) -> Any:
+        """The application, whose answer is dropped when the watchdog already answered."""
+        result = app(environ, start_response)
+        conn = getattr(self.current, "conn", None)
+        with self.running_lock:
+            state = self.running.get(conn)
+            if state is None or not state.answered:
+                if state is not None:
+                    state.finished = True
+                return result
+        if hasattr(result, "close"):
+            result.close()
+        return []  # the socket is shut: gunicorn's write of the headers fails and is ignored
+
+    def _answer_late(self, now: float) -> None:
+        with self.running_lock:
+            late = [
+                conn
+                for conn, state in self.running.items()
+                if not (state.finished or state.answered)
+                and now - state.started > self.request_timeout
+            ]
+            for conn in late:
+                self.running[conn].answered = True
+        for conn in late:
+            message = (
+                f"the request took longer than {self.request_timeout:g} s; this worker is replaced"
+            )
+            _send_now(conn.sock, error_response(500, _phrase(500), "timeout", message))
+            with contextlib.suppress(OSError):
+                conn.sock.shutdown(socket.SHUT_RDWR)
+            conn.siammatch_timed_out = True
+            self.abandoned += 1
+            self.nr_conns -= 1  # not waited for when stopping
+            self.log.error(
+                "request timeout (pid %s): answered 500 after %g s", self.pid, self.request_timeout
+            )
+        if late and self.alive:
+            self.alive = False  # finish the other requests, then exit (see run)
+
+    def finish_request(self, conn: Any, fs: Any) -> None:
+        if getattr(conn, "siammatch_timed_out", False):  # answered and counted already
+            self.abandoned -= 1
+            conn.close()
+            return
+        super().finish_request(conn, fs)
