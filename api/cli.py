@@ -37,6 +37,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "api.cli_serve",
     "api.cli_catalog",
     "api.cli_calibrate",
+    "api.cli_track_benchmark",
+    "api.cli_synth_video",
 )
 
 
@@ -121,8 +123,8 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("synth", help="generate a synthetic e-commerce dataset (COCO format)")
     p.add_argument("--out", required=True, help="output folder (must be new or empty)")
-    p.add_argument("--products", type=int, required=True, help="number of catalog products")
-    p.add_argument("--scenes", type=int, required=True, help="number of scene images")
+    p.add_argument("--products", type=int, help="number of catalog products (required)")
+    p.add_argument("--scenes", type=int, help="number of scene images (required)")
     p.add_argument("--seed", type=int, default=0, help="seed; same seed, same dataset")
     p.add_argument("--size", default="480x640", help="scene size HxW (default 480x640)")
     p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
@@ -377,6 +379,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_synth(args: argparse.Namespace) -> int:
     from trainers.data.synth import generate
 
+    if args.products is None or args.scenes is None:
+        raise UsageError("synth needs --products and --scenes (or --video, see synth --help)")
     size = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", args.size)
     if size is None:
         raise UsageError(f"--size {args.size!r}: expected HxW, e.g. 480x640")

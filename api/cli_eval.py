@@ -319,9 +319,17 @@ def add_retrieval(benchmarks: argparse._SubParsersAction) -> None:
     add(benchmarks)
 
 
+def add_tracking(benchmarks: argparse._SubParsersAction) -> None:
+    """The ``eval tracking`` parser (:mod:`api.cli_eval_tracking`)."""
+    from api.cli_eval_tracking import add_tracking as add
+
+    add(benchmarks)
+
+
 #: The benchmarks of ``siammatch eval``: each adds its parser to the ``eval`` sub-parsers.
 EVAL_COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     add_coco_oneshot,
     add_pairs,
     add_retrieval,
+    add_tracking,
 )

@@ -1,4 +1,5 @@
-"""Localisation metrics shared by validation and the tracking benchmarks.
+"""Localisation metrics of validation (``xyxy`` boxes; the tracking benchmarks' own,
+PySOT-exact versions are in :mod:`trainers.evaluate.tracking.ope`).
 
 * IoU of predicted and true boxes (xyxy);
 * the OTB-style success curve — the fraction of predictions whose IoU exceeds each

@@ -8,8 +8,10 @@ clutter, written as a COCO dataset with visible boxes and masks.
 
 Public API::
 
-    from trainers.data.synth import generate
+    from trainers.data.synth import generate, write_video_dataset
     generate("data/synth", num_products=60, num_scenes=1000, seed=0)
+    # tracking sequences in a benchmark's layout (``siammatch synth --video``)
+    write_video_dataset("data/vot", layout="vot", sequences=10, frames=150, seed=0)
 
 and the pieces it is built from, for tests and other trainers: :func:`design_catalog`,
 :func:`render_product`, :func:`catalog_photo`, :class:`ProductBank`,
@@ -41,6 +43,9 @@ _EXPORTS = {
     "compose_scene": "trainers.data.synth.scenes",
     "scene_rng": "trainers.data.synth.worker",
     "contact_sheet": "trainers.data.synth.preview",
+    "write_video_dataset": "trainers.data.synth.video_layouts",
+    "render_video": "trainers.data.synth.video",
+    "VideoSettings": "trainers.data.synth.video",
 }
 
 __all__ = sorted(_EXPORTS)
