@@ -29,13 +29,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import matcher
 
 VARIANTS = {
-    "default (search + embedder + geometric + calibration)": [],
-    "without the geometric stage": [
+    "default (search + embedder + geometric + template + calibration)": [],
+    "without template matching (uncalibrated score)": [
+        "inference.match.template=false",
+        "inference.match.calibration=",
+    ],
+    "without template matching and the geometric stage": [
+        "inference.match.template=false",
         "inference.match.geometric=false",
         "inference.match.calibration=",
         "inference.match.score_threshold=0.75",
     ],
-    "without the geometric stage and the embedder": [
+    "without template matching, the geometric stage and the embedder": [
+        "inference.match.template=false",
         "inference.match.geometric=false",
         "inference.match.calibration=",
         "inference.match.verifier=",

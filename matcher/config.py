@@ -316,6 +316,14 @@ class MatchConfig:
             P(instance is the reference): a file written by ``siammatch calibrate``, or
             the bare name of one under ``weights/`` (empty: the uncalibrated fallback of
             :func:`matcher.inference.fusion.fallback_probability`).
+        template: with ``geometric``, add multi-scale template matching (normalised
+            cross-correlation on a downscaled scene, :mod:`matcher.inference.ncc`): its
+            best peaks become candidates and every candidate gains the ``template``
+            evidence. A calibration fitted with that evidence needs it on. Without
+            ``geometric`` (no fusion) it has no effect, so switching the geometric stage
+            off needs no second override.
+        template_proposals: correlation peaks added as candidates at most (0: the
+            evidence only).
     """
 
     score_threshold: float = 0.5
@@ -339,6 +347,8 @@ class MatchConfig:
     geometric_candidates: int = 10
     geometric_proposals: int = 3
     calibration: str = ""
+    template: bool = False
+    template_proposals: int = 1
 
     def __post_init__(self) -> None:
         if not 1 <= self.geometric_candidates <= 1000:
@@ -350,6 +360,11 @@ class MatchConfig:
             raise ConfigError(
                 "inference.match.geometric_proposals must be in [0, 100], got "
                 f"{self.geometric_proposals}"
+            )
+        if not 0 <= self.template_proposals <= 100:
+            raise ConfigError(
+                "inference.match.template_proposals must be in [0, 100], got "
+                f"{self.template_proposals}"
             )
         if self.calibration and not self.geometric:
             raise ConfigError(

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from matcher.config import Recipe, score_offset
-from matcher.errors import InvalidArgumentError
+from matcher.errors import ConfigError, InvalidArgumentError
 from matcher.images import ImageLike, load_image, resolve_match_limits
 from matcher.inference.decode import MatchDecoder, ReferenceGeometry
 from matcher.inference.distractors import (
@@ -33,6 +33,7 @@ from matcher.inference.geometric import GeometricVerifier, ReferenceKeypoints
 from matcher.inference.instance_masks import InstanceMasker
 from matcher.inference.local import template_crop
 from matcher.inference.match import Candidate, SearchParams, search_scene, to_instances
+from matcher.inference.ncc import NccQuery, NccReference, NccScene, NccVerifier
 from matcher.inference.pyramid import Geometry
 from matcher.inference.tracking import TRACKERS, Tracker, crops_to_tensor, to_model_order
 from matcher.inference.verify import Verifier
@@ -55,6 +56,7 @@ class ReferenceFeatures:
             matcher without a verification stage).
         geometry: the geometric stage's keypoints of the reference (``None`` without one).
         colour: the reference's colour histogram (``None`` without a geometric stage).
+        ncc: the template-matching stage's pattern of the reference (``None`` without one).
     """
 
     template: list[torch.Tensor]
@@ -65,6 +67,7 @@ class ReferenceFeatures:
     embedding: np.ndarray | None = None
     geometry: ReferenceKeypoints | None = None
     colour: np.ndarray | None = None
+    ncc: NccReference | None = None
 
 
 class SiameseMatcher:
@@ -77,6 +80,10 @@ class SiameseMatcher:
         device: where the network runs.
         masker: predicts a mask for every match-mode instance (SiamMask), or ``None``.
         verifier: match mode's verification stage, or ``None``.
+
+    Raises:
+        ConfigError: the recipe's calibration was fitted on evidence the recipe does not
+            gather (the ``template`` feature without ``inference.match.template``).
     """
 
     def __init__(
@@ -97,11 +104,19 @@ class SiameseMatcher:
         self.verifier = verifier
         cfg = recipe.inference.match
         self.geometric = GeometricVerifier() if cfg.geometric else None
+        self.ncc = NccVerifier() if cfg.geometric and cfg.template else None
         self.calibration = (
             Calibration.load(resolve_calibration_path(cfg.calibration))
             if cfg.geometric and cfg.calibration
             else None
         )
+        needs_ncc = self.calibration is not None and "template" in self.calibration.features
+        if needs_ncc and self.ncc is None:
+            raise ConfigError(
+                f"calibration {cfg.calibration!r} was fitted with the template-matching "
+                "evidence: set inference.match.template: true, or name a calibration "
+                "fitted without it"
+            )
         model = recipe.model
         self.geometry = Geometry(
             exemplar_size=model.exemplar_size,
@@ -142,6 +157,7 @@ class SiameseMatcher:
         if self.geometric is not None:
             geometry = self.geometric.encode_reference(reference)
             colour = colour_histogram(reference.image, reference.box)
+        ncc = self.ncc.encode_reference(reference) if self.ncc is not None else None
         return ReferenceFeatures(
             template=template,
             size_in_template=(w * scale, h * scale),
@@ -151,6 +167,7 @@ class SiameseMatcher:
             embedding=embedding,
             geometry=geometry,
             colour=colour,
+            ncc=ncc,
         )
 
     def _features(self, ref: Reference | ReferenceFeatures) -> ReferenceFeatures:
@@ -168,6 +185,11 @@ class SiameseMatcher:
                 raise InvalidArgumentError(
                     "reference features carry no geometric features; encode the reference "
                     "with this matcher's encode_reference"
+                )
+            if self.ncc is not None and ref.ncc is None:
+                raise InvalidArgumentError(
+                    "reference features carry no template-matching pattern; encode the "
+                    "reference with this matcher's encode_reference"
                 )
             return ref
         return self.encode_reference(ref)
@@ -230,15 +252,17 @@ class SiameseMatcher:
         image = load_image(scene)
         scene_model = to_model_order(image, self.recipe.model.input_format)
         results = self._search(feats, scene_model, params, distractor_aware)
-        scene_geometry = None
+        scene_geometry = scene_ncc = None
         if self.geometric is not None:
             scene_geometry = self.geometric.prepare_scene(image)
+        if self.ncc is not None:
+            scene_ncc = self.ncc.prepare_scene(image)
         out = []
         for f, cands in zip(feats, results, strict=True):
             if distractor_aware:
                 cands = self._rescore_distractors(f, scene_model, cands)
             if self.geometric is not None:
-                scored = self._fuse(f, image, scene_geometry, cands)
+                scored = self._fuse(f, image, scene_geometry, scene_ncc, cands)
                 cands = [Candidate(box=c.box, score=c.probability) for c in scored]
             elif self.verifier is not None:
                 cands = self.verifier.rescore(f.embedding, image, cands)
@@ -298,10 +322,19 @@ class SiameseMatcher:
         )
 
     def _fuse(
-        self, f: ReferenceFeatures, image: np.ndarray, scene_geometry, cands: list[Candidate]
+        self,
+        f: ReferenceFeatures,
+        image: np.ndarray,
+        scene_geometry,
+        scene_ncc: NccScene | None,
+        cands: list[Candidate],
     ) -> list[ScoredCandidate]:
         cfg = self.recipe.inference.match
         assert self.geometric is not None and f.geometry is not None and f.colour is not None
+        template = None
+        if self.ncc is not None:
+            assert f.ncc is not None and scene_ncc is not None
+            template = NccQuery(self.ncc, f.ncc, scene_ncc)
         return fuse_candidates(
             image=image,
             pool=cands,
@@ -315,6 +348,8 @@ class SiameseMatcher:
             candidates=cfg.geometric_candidates,
             proposals=cfg.geometric_proposals,
             nms_iou=cfg.nms_iou,
+            template=template,
+            template_proposals=cfg.template_proposals,
         )
 
     def scored_candidates(
@@ -334,7 +369,8 @@ class SiameseMatcher:
         image = load_image(scene)
         scene_model = to_model_order(image, self.recipe.model.input_format)
         cands = self._search([f], scene_model, self._search_params(None, 0.0), False)[0]
-        return self._fuse(f, image, self.geometric.prepare_scene(image), cands)
+        scene_ncc = self.ncc.prepare_scene(image) if self.ncc is not None else None
+        return self._fuse(f, image, self.geometric.prepare_scene(image), scene_ncc, cands)
 
     def _rescore_distractors(
         self,

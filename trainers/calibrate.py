@@ -34,17 +34,21 @@ class Samples:
     """Labelled candidates of one split.
 
     Attributes:
-        x: ``(N, F)`` evidence, columns :data:`~matcher.inference.fusion.FEATURES`.
+        x: ``(N, F)`` evidence, columns ``features``.
         y: ``(N,)`` labels.
         trial: ``(N,)`` index of each sample's trial.
         rank: ``(N,)`` rank of the candidate in its trial (0: most probable before
             calibration).
+        features: the evidence the matcher gathers, in
+            :data:`~matcher.inference.fusion.FEATURES` order (``template`` only with a
+            template-matching stage).
     """
 
     x: np.ndarray
     y: np.ndarray
     trial: np.ndarray
     rank: np.ndarray
+    features: tuple[str, ...] = FEATURES
 
 
 def collect_samples(matcher: Any, root: Path, *, split: str, progress: bool = False) -> Samples:
@@ -60,22 +64,27 @@ def collect_samples(matcher: Any, root: Path, *, split: str, progress: bool = Fa
     references = load_references(trials, root)
     encoded = {rid: matcher.encode_reference(ref) for rid, ref in references.items()}
     xs, ys, owner, ranks = [], [], [], []
+    features: tuple[str, ...] | None = None
     for index, trial in enumerate(tqdm(trials, desc=f"calibrate {split}", disable=not progress)):
         scene = load_image(root / trial.file_name)
         cands = matcher.scored_candidates(encoded[trial.reference_id], scene)
         for rank, c in enumerate(cands):
+            if features is None:
+                features = tuple(f for f in FEATURES if f in c.evidence)
             hit = (
                 trial.present and float(iou_matrix([c.box], trial.gt_boxes)[0].max()) >= SUCCESS_IOU
             )
-            xs.append([c.evidence[f] for f in FEATURES])
+            xs.append([c.evidence[f] for f in features])
             ys.append(1.0 if hit else 0.0)
             owner.append(index)
             ranks.append(rank)
+    features = features or FEATURES
     return Samples(
-        x=np.array(xs, np.float64).reshape(-1, len(FEATURES)),
+        x=np.array(xs, np.float64).reshape(-1, len(features)),
         y=np.array(ys, np.float64),
         trial=np.array(owner, np.int64),
         rank=np.array(ranks, np.int64),
+        features=features,
     )
 
 
@@ -93,7 +102,7 @@ def top_per_trial(samples: Samples, prob: np.ndarray) -> tuple[np.ndarray, np.nd
 def fit_split(samples: Samples, *, meta: dict[str, Any], l2: float = 1e-2) -> Calibration:
     """Fit the calibration on ``samples``; ``meta`` gains the counts and the trial-level
     ECE of the fitted probabilities."""
-    cal = fit_calibration(samples.x, samples.y, features=FEATURES, l2=l2)
+    cal = fit_calibration(samples.x, samples.y, features=samples.features, l2=l2)
     prob = cal.probability(samples.x)
     top, label = top_per_trial(samples, prob)
     info = dict(meta)

@@ -15,7 +15,11 @@ standard deviation below ``min_std``) cannot be located by correlation and find 
 flat scene windows score 0 (OpenCV's normalisation is undefined there).
 
 Template matching sees neither rotation nor perspective: it is the baseline for the
-exact-copy case, and the reason learned matchers exist.
+exact-copy case, and the reason learned matchers exist. Its machinery — the template
+(:func:`fit_template`, :func:`resize_template`), the levels (:func:`level_exponents`,
+:class:`ScenePyramid`), the search (:func:`search_pyramid`, :func:`correlate`,
+:func:`peaks`) — is also match mode's template-matching evidence
+(:mod:`matcher.inference.ncc`).
 """
 
 from __future__ import annotations
@@ -99,15 +103,6 @@ class TemplateFeatures:
     reference_id: str | None = None
 
 
-@dataclass(eq=False)
-class _Scene:
-    """A scene and its pyramid levels, rendered on first use (shared by references)."""
-
-    image: np.ndarray  # (H, W, C) float32 in the template's channels
-    grey: np.ndarray  # (H, W) float32
-    levels: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
-
-
 class TemplateMatcher(BaselineMatcher):
     """Multi-scale normalised cross-correlation matcher (see the module docstring).
 
@@ -125,24 +120,13 @@ class TemplateMatcher(BaselineMatcher):
         """The reference's box crop resized to the template size."""
         p: TemplateParams = self.params
         crop, _ = box_crop(reference.image, reference.box)
-        height, width = crop.shape[:2]
-        scale = p.template_side / max(height, width)
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-        resized = cv2.resize(crop, size, interpolation=interp)
-        grey = cv2.cvtColor(resized, cv2.COLOR_RGB2GRAY).astype(np.float32)
-        template = resized.astype(np.float32) if p.colour else grey[:, :, None]
+        template, flat = fit_template(crop, p.template_side, colour=p.colour, min_std=p.min_std)
         return TemplateFeatures(
-            template=np.ascontiguousarray(template),
-            flat=bool(grey.std() < p.min_std) or min(template.shape[:2]) < 2,
-            recipe=self.name,
-            reference_id=reference.id,
+            template=template, flat=flat, recipe=self.name, reference_id=reference.id
         )
 
-    def _prepare_scene(self, image: np.ndarray) -> _Scene:
-        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
-        data = image.astype(np.float32) if self.params.colour else grey[:, :, None]
-        return _Scene(image=data, grey=grey)
+    def _prepare_scene(self, image: np.ndarray) -> ScenePyramid:
+        return ScenePyramid.from_image(image, colour=self.params.colour)
 
     def level_exponents(self, scene_size: tuple[int, int]) -> list[int]:
         """Pyramid levels (exponents ``j`` of ``scale_step ** j``) for a scene.
@@ -154,65 +138,197 @@ class TemplateMatcher(BaselineMatcher):
             Decreasing exponents; the scene is resized by ``scale_step ** j`` at each.
         """
         p: TemplateParams = self.params
-        short = min(scene_size)
-        log_step = math.log(p.scale_step)
-        hi = p.template_side / (p.min_object_fraction * short)
-        lo = p.template_side / (p.max_object_fraction * short)
-        top = math.floor(math.log(p.max_upscale) / log_step + 1e-9)
-        j_hi = min(math.ceil(math.log(hi) / log_step - 1e-9), top)
-        j_lo = min(math.floor(math.log(lo) / log_step + 1e-9), j_hi)
-        return list(range(j_hi, j_lo - 1, -1))
-
-    def _level(self, scene: _Scene, j: int) -> tuple[np.ndarray, np.ndarray, float]:
-        scale = self.params.scale_step**j
-        if j not in scene.levels:
-            height, width = scene.grey.shape
-            size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-            image = cv2.resize(scene.image, size, interpolation=interp)
-            if image.ndim == 2:
-                image = image[:, :, None]
-            grey = cv2.resize(scene.grey, size, interpolation=interp)
-            scene.levels[j] = (np.ascontiguousarray(image), grey)
-        image, grey = scene.levels[j]
-        return image, grey, scale
+        return level_exponents(
+            scene_size,
+            template_side=p.template_side,
+            min_object_fraction=p.min_object_fraction,
+            max_object_fraction=p.max_object_fraction,
+            scale_step=p.scale_step,
+            max_upscale=p.max_upscale,
+        )
 
     def _match_features(
-        self, feats: TemplateFeatures, prepared: _Scene, max_instances: int, threshold: float
+        self, feats: TemplateFeatures, prepared: ScenePyramid, max_instances: int, threshold: float
     ) -> tuple[Instance, ...]:
         p: TemplateParams = self.params
         if feats.flat:
             return ()
-        th, tw = feats.template.shape[:2]
-        height, width = prepared.grey.shape
-        boxes: list[np.ndarray] = []
-        scores: list[np.ndarray] = []
-        for j in self.level_exponents((height, width)):
-            image, grey, scale = self._level(prepared, j)
-            if image.shape[0] < th or image.shape[1] < tw:
-                continue
-            response = correlate(image, grey, feats.template, min_std=p.min_std)
-            ys, xs, values = peaks(response, threshold=threshold, top_k=p.peaks_per_level)
-            if len(values) == 0:
-                continue
-            x0, y0 = xs / scale, ys / scale
-            boxes.append(np.stack([x0, y0, x0 + tw / scale, y0 + th / scale], axis=1))
-            scores.append(values)
-        if not boxes:
-            return ()
-        all_boxes = np.concatenate(boxes).astype(np.float32)
-        all_boxes[:, [0, 2]] = all_boxes[:, [0, 2]].clip(0, width)
-        all_boxes[:, [1, 3]] = all_boxes[:, [1, 3]].clip(0, height)
-        all_scores = np.concatenate(scores).astype(np.float32)
-        keep = nms(torch.from_numpy(all_boxes), torch.from_numpy(all_scores), p.nms_iou).numpy()
-        keep = keep[:max_instances]
+        boxes, scores = search_pyramid(
+            feats.template,
+            prepared,
+            self.level_exponents(prepared.grey.shape),
+            scale_step=p.scale_step,
+            threshold=threshold,
+            peaks_per_level=p.peaks_per_level,
+            min_std=p.min_std,
+            nms_iou=p.nms_iou,
+        )
         return tuple(
             Instance(
-                box=tuple(float(v) for v in all_boxes[i]),  # type: ignore[arg-type]
-                score=float(min(1.0, all_scores[i])),
+                box=tuple(float(v) for v in box),  # type: ignore[arg-type]
+                score=float(min(1.0, score)),
             )
-            for i in keep
+            for box, score in zip(boxes[:max_instances], scores[:max_instances], strict=True)
         )
+
+
+# -- the machinery, shared with match mode's template evidence -----------------------------
+
+
+def fit_template(
+    crop: np.ndarray, side: int, *, colour: bool, min_std: float
+) -> tuple[np.ndarray, bool]:
+    """A crop resized so its longer side is ``side`` pixels, as a correlation template.
+
+    Args:
+        crop: ``(h, w, 3)`` uint8 RGB.
+        side: the template's longer side, pixels.
+        colour: keep the three colour channels (``False``: grey levels only).
+        min_std: grey-level standard deviation below which the template is flat.
+
+    Returns:
+        ``(template, flat)``: ``(h', w', C)`` float32 and whether it is too flat (or too
+        thin) to be located by correlation.
+    """
+    height, width = crop.shape[:2]
+    scale = side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return resize_template(crop, size, colour=colour, min_std=min_std)
+
+
+def resize_template(
+    image: np.ndarray, size: tuple[int, int], *, colour: bool, min_std: float
+) -> tuple[np.ndarray, bool]:
+    """``image`` resized to ``size = (width, height)`` as a correlation template.
+
+    Returns:
+        ``(template, flat)`` as :func:`fit_template`.
+    """
+    height, width = image.shape[:2]
+    shrink = size[0] < width or size[1] < height
+    interp = cv2.INTER_AREA if shrink else cv2.INTER_CUBIC
+    resized = cv2.resize(image, size, interpolation=interp)
+    grey = cv2.cvtColor(resized, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    template = resized.astype(np.float32) if colour else grey[:, :, None]
+    flat = bool(grey.std() < min_std) or min(template.shape[:2]) < 2
+    return np.ascontiguousarray(template), flat
+
+
+def level_exponents(
+    scene_size: tuple[int, int],
+    *,
+    template_side: int,
+    min_object_fraction: float,
+    max_object_fraction: float,
+    scale_step: float,
+    max_upscale: float,
+) -> list[int]:
+    """Pyramid levels at which a template of longer side ``template_side`` covers products
+    of ``min_object_fraction`` to ``max_object_fraction`` of the scene's shorter side.
+
+    Args:
+        scene_size: ``(height, width)``.
+
+    Returns:
+        Decreasing exponents ``j``; the scene is resized by ``scale_step ** j`` at each,
+        never enlarged by more than ``max_upscale``.
+    """
+    short = min(scene_size)
+    log_step = math.log(scale_step)
+    hi = template_side / (min_object_fraction * short)
+    lo = template_side / (max_object_fraction * short)
+    top = math.floor(math.log(max_upscale) / log_step + 1e-9)
+    j_hi = min(math.ceil(math.log(hi) / log_step - 1e-9), top)
+    j_lo = min(math.floor(math.log(lo) / log_step + 1e-9), j_hi)
+    return list(range(j_hi, j_lo - 1, -1))
+
+
+@dataclass(eq=False)
+class ScenePyramid:
+    """A scene and its pyramid levels, rendered on first use (shared by references).
+
+    Attributes:
+        image: ``(H, W, C)`` float32 in the templates' channels.
+        grey: ``(H, W)`` float32 grey levels.
+        levels: rendered levels by scale, ``(image, grey)``.
+    """
+
+    image: np.ndarray
+    grey: np.ndarray
+    levels: dict[float, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    @classmethod
+    def from_image(cls, image: np.ndarray, *, colour: bool) -> ScenePyramid:
+        """The pyramid of an ``(H, W, 3)`` uint8 RGB scene."""
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        data = image.astype(np.float32) if colour else grey[:, :, None]
+        return cls(image=data, grey=grey)
+
+    def level(self, scale: float) -> tuple[np.ndarray, np.ndarray]:
+        """The scene resized by ``scale``: ``(image, grey)``, rendered once."""
+        if scale not in self.levels:
+            height, width = self.grey.shape
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+            image = cv2.resize(self.image, size, interpolation=interp)
+            if image.ndim == 2:
+                image = image[:, :, None]
+            grey = cv2.resize(self.grey, size, interpolation=interp)
+            self.levels[scale] = (np.ascontiguousarray(image), grey)
+        return self.levels[scale]
+
+
+def search_pyramid(
+    template: np.ndarray,
+    pyramid: ScenePyramid,
+    exponents: list[int],
+    *,
+    scale_step: float,
+    threshold: float,
+    peaks_per_level: int,
+    min_std: float,
+    nms_iou: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where a template correlates best over the levels of a scene pyramid.
+
+    At each level (the scene resized by ``scale_step ** j``), the local maxima of the
+    correlation at or above ``threshold`` (the best ``peaks_per_level``) become boxes, the
+    template's footprint mapped back to the scene; non-maximum suppression across levels
+    keeps the best of overlapping ones.
+
+    Args:
+        template: ``(h, w, C)`` float32, in the pyramid's channels.
+        pyramid: the scene.
+        exponents: the levels searched (:func:`level_exponents`).
+
+    Returns:
+        ``(boxes, scores)``: ``(N, 4)`` float32 xyxy in the pyramid's base pixels (clipped
+        to it) and ``(N,)`` float32 correlations, best first.
+    """
+    th, tw = template.shape[:2]
+    height, width = pyramid.grey.shape
+    boxes: list[np.ndarray] = []
+    scores: list[np.ndarray] = []
+    for j in exponents:
+        scale = scale_step**j
+        image, grey = pyramid.level(scale)
+        if image.shape[0] < th or image.shape[1] < tw:
+            continue
+        response = correlate(image, grey, template, min_std=min_std)
+        ys, xs, values = peaks(response, threshold=threshold, top_k=peaks_per_level)
+        if len(values) == 0:
+            continue
+        x0, y0 = xs / scale, ys / scale
+        boxes.append(np.stack([x0, y0, x0 + tw / scale, y0 + th / scale], axis=1))
+        scores.append(values)
+    if not boxes:
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+    all_boxes = np.concatenate(boxes).astype(np.float32)
+    all_boxes[:, [0, 2]] = all_boxes[:, [0, 2]].clip(0, width)
+    all_boxes[:, [1, 3]] = all_boxes[:, [1, 3]].clip(0, height)
+    all_scores = np.concatenate(scores).astype(np.float32)
+    keep = nms(torch.from_numpy(all_boxes), torch.from_numpy(all_scores), nms_iou).numpy()
+    return all_boxes[keep], all_scores[keep]
 
 
 def correlate(

@@ -1,5 +1,6 @@
 """Match mode with every kind of evidence: Siamese proposals, embedder verification,
-geometric verification and proposals, colour, fused into one calibrated probability.
+geometric verification and proposals, template matching, colour, fused into one calibrated
+probability.
 
 For one reference in one scene (:func:`fuse_candidates`):
 
@@ -8,11 +9,15 @@ For one reference in one scene (:func:`fuse_candidates`):
    without an embedder); the best ``geometric_candidates`` go on;
 2. each gets the geometric evidence of its region; a plausible homography replaces the
    box by the projected outline's bounding box (the network's box is rarely as tight);
-3. the geometric stage's own whole-scene fits add the instances the search missed (a fit
+3. with a template-matching stage (:mod:`matcher.inference.ncc`), its best correlation
+   peaks over the scene are candidates too, verified like the Siamese ones; a peak
+   overlapping a candidate by IoU >= 0.5 is that candidate already and adds nothing;
+4. the geometric stage's own whole-scene fits add the instances the search missed (a fit
    overlapping a candidate by IoU >= 0.5 lends it its evidence instead); a proposal's
    Siamese score is the best pool score overlapping it, its similarity is embedded anew;
-4. every candidate's colour similarity to the reference is measured;
-5. the evidence becomes a probability (:mod:`matcher.inference.fusion`), and
+5. every candidate's colour similarity to the reference is measured, and with the
+   template-matching stage its best correlation with the reference around its box;
+6. the evidence becomes a probability (:mod:`matcher.inference.fusion`), and
    non-maximum suppression keeps the best of overlapping candidates.
 """
 
@@ -39,6 +44,7 @@ from matcher.inference.geometric import (
     SceneFeatures,
 )
 from matcher.inference.match import Candidate
+from matcher.inference.ncc import NccQuery
 from matcher.inference.verify import Verifier, combine_scores
 
 Box = tuple[float, float, float, float]
@@ -53,7 +59,8 @@ class ScoredCandidate:
         probability: P(the box holds the reference), or the fallback score.
         evidence: the named evidence (:func:`matcher.inference.fusion.evidence_vector`).
         quad: the projected reference outline, scene pixels, or ``None``.
-        source: ``"siamese"`` or ``"geometric"`` (a proposal of the geometric stage).
+        source: ``"siamese"``, ``"geometric"`` or ``"template"`` (a proposal of the
+            geometric or the template-matching stage).
     """
 
     box: Box
@@ -108,6 +115,8 @@ def fuse_candidates(
     candidates: int,
     proposals: int,
     nms_iou: float,
+    template: NccQuery | None = None,
+    template_proposals: int = 0,
 ) -> list[ScoredCandidate]:
     """Score one reference's candidates in one scene (see the module docstring).
 
@@ -123,6 +132,9 @@ def fuse_candidates(
         candidates: pool boxes verified geometrically.
         proposals: whole-scene geometric fits added at most.
         nms_iou: overlap above which the less probable of two candidates is dropped.
+        template: the template-matching stage with this reference and scene, or ``None``
+            (no ``template`` evidence).
+        template_proposals: correlation peaks added as candidates at most.
 
     Returns:
         Candidates, most probable first.
@@ -139,16 +151,30 @@ def fuse_candidates(
     order = np.argsort(-ranking, kind="stable")[:candidates]
     matches: Correspondences = geometric.correspondences(reference_geometry, scene_geometry)
 
-    work: list[_Working] = []
-    for i in order:
-        box = tuple(float(v) for v in boxes[i])
+    def verified(box: Box) -> tuple[Box, Evidence]:
+        """The geometric evidence of a box's region, and the box refined by it."""
         geo = geometric.evidence(reference_geometry, scene_geometry, matches, box)
         refined = _clip(geo.box, size) if geo.box is not None else None
         if refined is not None and iou_matrix([refined], [box])[0, 0] >= 0.3:
-            box = refined
-        elif geo.quad is not None:
+            return refined, geo
+        if geo.quad is not None:
             geo = Evidence(matches=geo.matches, inliers=0, spread=0.0, quad=None)
+        return box, geo
+
+    work: list[_Working] = []
+    for i in order:
+        box, geo = verified(tuple(float(v) for v in boxes[i]))
         work.append(_Working(box, float(siamese[i]), float(similarity[i]), geo, "siamese"))
+
+    peaks = template.proposals(template_proposals) if template is not None else []
+    for peak, _ in peaks:
+        tbox = _clip(peak, size)
+        if tbox is None:
+            continue
+        if work and iou_matrix([tbox], [w.box for w in work])[0].max() >= 0.5:
+            continue
+        tbox, geo = verified(tbox)
+        work.append(_Working(tbox, _pool_score(tbox, boxes, siamese), None, geo, "template"))
 
     for prop in geometric.proposals(reference_geometry, scene_geometry, matches, proposals):
         pbox = _clip(prop.box, size) if prop.box is not None else None
@@ -160,9 +186,7 @@ def fuse_candidates(
             if prop.inliers > best.geo.inliers:
                 best.geo, best.box = prop, pbox
             continue
-        near = iou_matrix([pbox], boxes)[0] if len(boxes) else np.zeros(0)
-        s = float(siamese[near >= 0.5].max()) if np.any(near >= 0.5) else 0.0
-        work.append(_Working(pbox, s, None, prop, "geometric"))
+        work.append(_Working(pbox, _pool_score(pbox, boxes, siamese), None, prop, "geometric"))
 
     missing = [w for w in work if w.similarity is None]
     if missing:
@@ -181,6 +205,7 @@ def fuse_candidates(
             inlier_ratio=w.geo.inlier_ratio,
             spread=w.geo.spread,
             colour=colour_similarity(colour, colour_histogram(image, w.box)),
+            template=template.score(w.box) if template is not None else None,
         )
         for w in work
     ]
@@ -195,6 +220,13 @@ def fuse_candidates(
         for w, p, ev in zip(work, probs, evidence, strict=True)
     ]
     return _nms(scored, nms_iou)
+
+
+def _pool_score(box: Box, boxes: np.ndarray, siamese: np.ndarray) -> float:
+    """The best Siamese score among the pool's boxes overlapping ``box`` by IoU >= 0.5 (0
+    when none does)."""
+    near = iou_matrix([box], boxes)[0] if len(boxes) else np.zeros(0)
+    return float(siamese[near >= 0.5].max()) if np.any(near >= 0.5) else 0.0
 
 
 def _nms(cands: list[ScoredCandidate], iou: float) -> list[ScoredCandidate]:

@@ -1,23 +1,31 @@
 """One calibrated score: P(this instance is the reference) from every kind of evidence.
 
-Match mode gathers, for each candidate box, evidence of four kinds:
+Match mode gathers, for each candidate box, evidence of five kinds:
 
 - ``siamese``: the Siamese search's score of the box (the best score among the search's
-  boxes overlapping it by IoU >= 0.5, for a box proposed by the geometric stage);
+  boxes overlapping it by IoU >= 0.5, for a box proposed by the geometric or the
+  template-matching stage);
 - ``similarity``: the embedder's cosine similarity of the box's square to the
   reference's (:mod:`matcher.inference.verify`; 0 without an embedder);
 - ``log_inliers``, ``inlier_ratio``, ``spread``: the geometric stage's evidence
   (:mod:`matcher.inference.geometric`), ``log(1 + inliers)``;
 - ``colour``: similarity of the hue-saturation histograms of the reference and of the box
-  (1 - Bhattacharyya distance), which separates look-alikes that differ only in colour.
+  (1 - Bhattacharyya distance), which separates look-alikes that differ only in colour;
+- ``template``: how far the best normalised cross-correlation of the reference resized
+  to the box with the box's neighbourhood exceeds 0.5, rescaled to ``[0, 1]``
+  (:mod:`matcher.inference.ncc`), which holds where local features find nothing (little
+  texture, blur, an unwarped view); only with the template-matching stage
+  (``inference.match.template``).
 
 A :class:`Calibration` maps the vector to a probability with a logistic regression,
 ``sigmoid(w . (x - mean) / scale + b)``, fitted on labelled candidates of a validation
 split (:func:`fit_calibration`: label 1 when the candidate's box overlaps a true instance
 of the reference by IoU >= 0.5). It is stored as JSON beside the recipe's weights and
-named by ``inference.match.calibration``. Without one, the fallback is the noisy OR of the
-verified appearance score and the geometric score (documented, monotone, but not a
-probability).
+named by ``inference.match.calibration``. The file lists the features it was fitted on
+by name, so a calibration fitted before a kind of evidence existed (one without
+``template``) still loads and scores the features it knows. Without one, the fallback is
+the noisy OR of the verified appearance score and the geometric score (documented,
+monotone, but not a probability).
 """
 
 from __future__ import annotations
@@ -37,7 +45,15 @@ from matcher.checkpoints import SHIPPED_WEIGHTS_DIR, is_shipped_name
 from matcher.errors import CheckpointError
 from matcher.files import atomic_write
 
-FEATURES = ("siamese", "similarity", "log_inliers", "inlier_ratio", "spread", "colour")
+FEATURES = (
+    "siamese",
+    "similarity",
+    "log_inliers",
+    "inlier_ratio",
+    "spread",
+    "colour",
+    "template",
+)
 _FORMAT = "siammatch-calibration"
 
 
@@ -170,9 +186,11 @@ def evidence_vector(
     inlier_ratio: float,
     spread: float,
     colour: float,
+    template: float | None = None,
 ) -> dict[str, float]:
-    """The named evidence of one candidate (see the module docstring)."""
-    return {
+    """The named evidence of one candidate (see the module docstring); ``template`` is
+    left out when ``None`` (no template-matching stage)."""
+    evidence = {
         "siamese": float(np.clip(siamese, 0.0, 1.0)),
         "similarity": float(np.clip(similarity, -1.0, 1.0)),
         "log_inliers": math.log1p(max(int(inliers), 0)),
@@ -180,6 +198,9 @@ def evidence_vector(
         "spread": float(np.clip(spread, 0.0, 1.0)),
         "colour": float(np.clip(colour, 0.0, 1.0)),
     }
+    if template is not None:
+        evidence["template"] = float(np.clip(template, 0.0, 1.0))
+    return evidence
 
 
 def fallback_probability(evidence: dict[str, float], *, verifier_weight: float) -> float:

@@ -115,7 +115,7 @@ def test_colour_similarity_separates_a_recoloured_copy():
 def test_fit_calibration_recovers_a_known_logistic_model(tmp_path):
     rng = np.random.default_rng(3)
     x = rng.normal(size=(4000, len(FEATURES)))
-    true_w = np.array([1.5, -2.0, 0.0, 0.5, 0.0, 1.0])
+    true_w = np.array([1.5, -2.0, 0.0, 0.5, 0.0, 1.0, 0.8])
     p = 1 / (1 + np.exp(-(x @ true_w - 0.3)))
     y = (rng.uniform(size=len(p)) < p).astype(float)
     cal = fit_calibration(x, y, l2=1e-4)

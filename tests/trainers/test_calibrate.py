@@ -34,7 +34,8 @@ def test_samples_are_labelled_by_overlap_and_the_fit_ranks_them(tiny_set, geomet
     doc = json.loads((tiny_set / "annotations.json").read_text())
     absent = {i for i, t in enumerate(t for t in doc["trials"] if t["split"] == "test")
               if not t["present"]}  # fmt: skip
-    assert samples.x.shape == (len(samples.y), len(FEATURES))
+    assert samples.x.shape == (len(samples.y), len(FEATURES))  # template matching on
+    assert samples.features == FEATURES
     assert not samples.y[np.isin(samples.trial, list(absent))].any()  # absent: all wrong
     # every present trial's products were pasted unchanged: some candidate hits each one
     present = set(np.unique(samples.trial)) - absent
@@ -75,3 +76,18 @@ def test_a_fitted_calibration_drives_the_match_score(tiny_set, geometric_default
     cands = calibrated.scored_candidates(reference, scene)
     expected = cal.probability(np.array([[cands[0].evidence[f] for f in FEATURES]]))[0]
     assert result.best.score == pytest.approx(expected)
+
+
+def test_without_template_matching_the_samples_and_fit_leave_its_feature_out(tiny_set):
+    plain = matcher.load(
+        "siammask_small",
+        overrides=[
+            "inference.match.geometric=true",
+            "inference.match.calibration=",
+            "inference.match.template=false",
+        ],
+    )
+    samples = collect_samples(plain, tiny_set, split="test")
+    assert samples.features == tuple(f for f in FEATURES if f != "template")
+    assert samples.x.shape == (len(samples.y), len(FEATURES) - 1)
+    assert fit_split(samples, meta={}).features == samples.features

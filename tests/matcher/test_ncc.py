@@ -1,0 +1,170 @@
+"""The template-matching evidence of match mode (:mod:`matcher.inference.ncc`): the
+correlation against a brute-force reference, candidate evidence and proposals on pasted
+copies, its place in the fusion, and calibrations fitted with and without it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import matcher
+from matcher.baselines.template import ScenePyramid, correlate
+from matcher.errors import ConfigError
+from matcher.inference.evidence import fuse_candidates, iou_matrix
+from matcher.inference.fusion import FEATURES, Calibration, colour_histogram
+from matcher.inference.geometric import GeometricVerifier
+from matcher.inference.ncc import NccQuery, NccVerifier
+from matcher.structures import Reference
+from tests.helpers import clutter_scene, paste, product_image
+
+PRODUCT = product_image("astronaut")  # 200 x 200, textured
+BOX = (360, 120, 510, 270)  # where it is pasted, 150 x 150
+UNRELATED = (40, 280, 190, 430)
+
+
+@pytest.fixture(scope="module")
+def scene() -> np.ndarray:
+    return paste(clutter_scene(480, 640, seed=3), PRODUCT, BOX)
+
+
+@pytest.fixture(scope="module")
+def query(scene) -> NccQuery:
+    stage = NccVerifier()
+    ref = stage.encode_reference(Reference.from_image(PRODUCT))
+    return NccQuery(stage, ref, stage.prepare_scene(scene))
+
+
+def _pearson(window: np.ndarray, pattern: np.ndarray) -> float:
+    """Brute force ``TM_CCOEFF_NORMED`` over colour channels: each channel centred on its
+    own mean, products summed over every pixel and channel."""
+    a = window - window.mean(axis=(0, 1))
+    b = pattern - pattern.mean(axis=(0, 1))
+    return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
+
+
+def test_correlation_matches_a_brute_force_pearson_correlation():
+    rng = np.random.default_rng(0)
+    image = rng.uniform(0, 255, (40, 50, 3)).astype(np.float32)
+    pattern = rng.uniform(0, 255, (9, 12, 3)).astype(np.float32)
+    pyramid = ScenePyramid.from_image(image.astype(np.uint8), colour=True)
+    response = correlate(pyramid.image, pyramid.grey, pattern, min_std=3.0)
+    assert response.shape == (40 - 9 + 1, 50 - 12 + 1)
+    for y, x in [(0, 0), (5, 17), (31, 38)]:
+        window = pyramid.image[y : y + 9, x : x + 12]
+        assert response[y, x] == pytest.approx(_pearson(window, pattern), abs=1e-4)
+    flat = np.full((40, 50), 7.0, np.float32)  # flat windows score 0, not NaN
+    zero = correlate(np.repeat(flat[:, :, None], 3, axis=2), flat, pattern, min_std=3.0)
+    assert np.all(zero == 0.0)
+
+
+def test_an_exact_paste_scores_about_one_and_an_unrelated_region_low(query):
+    stage, ref, prepared = query.verifier, query.reference, query.scene
+    assert stage.correlation(ref, prepared, BOX) > 0.95
+    assert stage.correlation(ref, prepared, UNRELATED) < 0.5
+    # a loose box (shifted by a tenth of its size, 15 % too large) still finds it
+    assert stage.correlation(ref, prepared, (345.0, 105.0, 517.0, 277.0)) > 0.85
+    assert stage.correlation(ref, prepared, (10.0, 10.0, 11.0, 60.0)) == 0.0  # degenerate
+    # the evidence: the excess over the floor (0.5), rescaled; none below it
+    assert query.score(BOX) > 0.9
+    assert query.score(UNRELATED) == 0.0
+
+
+def test_proposals_find_a_pasted_copy_at_another_scale():
+    small = (80, 300, 170, 390)  # 90 px: 0.6 of the reference's size
+    scene = paste(clutter_scene(480, 640, seed=5), PRODUCT, small)
+    stage = NccVerifier()
+    ref = stage.encode_reference(Reference.from_image(PRODUCT))
+    found = stage.proposals(ref, stage.prepare_scene(scene), 3)
+    assert 1 <= len(found) <= 3
+    (box, score), *rest = found
+    assert score > 0.8 and iou_matrix([box], [small])[0, 0] > 0.7
+    assert all(s <= score for _, s in rest)
+
+
+def test_a_flat_reference_gives_no_evidence(scene):
+    stage = NccVerifier()
+    ref = stage.encode_reference(Reference.from_image(np.full((60, 80, 3), 200, np.uint8)))
+    prepared = stage.prepare_scene(scene)
+    assert ref.flat
+    assert stage.proposals(ref, prepared, 3) == []
+    assert stage.score(ref, prepared, BOX) == 0.0
+
+
+def _fuse(scene, template):
+    geo = GeometricVerifier()
+    ref = Reference.from_image(PRODUCT)
+    return fuse_candidates(
+        image=scene,
+        pool=[],
+        embedding=None,
+        colour=colour_histogram(PRODUCT),
+        reference_geometry=geo.encode_reference(ref),
+        scene_geometry=geo.prepare_scene(scene),
+        verifier=None,
+        geometric=geo,
+        calibration=None,
+        candidates=10,
+        proposals=3,
+        nms_iou=0.5,
+        template=template,
+        template_proposals=2,
+    )
+
+
+def test_the_fusion_adds_template_proposals_and_the_template_evidence(scene, query):
+    fused = _fuse(scene, query)
+    best = max(fused, key=lambda c: c.evidence["template"])
+    assert best.source == "template"  # the Siamese pool was empty
+    assert iou_matrix([best.box], [BOX])[0, 0] > 0.8
+    assert best.evidence["template"] > 0.8
+    assert all(set(c.evidence) == set(FEATURES) for c in fused)
+    without = _fuse(scene, None)
+    assert all("template" not in c.evidence and c.source != "template" for c in without)
+
+
+def _calibration(features: list[str]) -> dict:
+    n = len(features)
+    return {
+        "format": "siammatch-calibration",
+        "version": 1,
+        "features": features,
+        "weights": [0.5] * n,
+        "bias": -1.0,
+        "mean": [0.3] * n,
+        "scale": [0.2] * n,
+        "meta": {"split": "val"},
+    }
+
+
+def test_a_calibration_without_template_still_loads_and_scores(tmp_path, scene):
+    old = [f for f in FEATURES if f != "template"]
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(_calibration(old)))
+    cal = Calibration.load(path)
+    assert cal.features == tuple(old)
+    m = matcher.load(
+        "siammask_small",
+        overrides=["inference.match.template=true", f"inference.match.calibration={path}"],
+    )
+    cands = m.scored_candidates(Reference.from_image(PRODUCT), scene)
+    assert cands and "template" in cands[0].evidence
+    x = np.array([[c.evidence[f] for f in old] for c in cands])
+    np.testing.assert_allclose([c.probability for c in cands], cal.probability(x))
+
+
+def test_a_calibration_with_template_needs_the_template_stage(tmp_path):
+    path = tmp_path / "new.json"
+    path.write_text(json.dumps(_calibration(list(FEATURES))))
+    with pytest.raises(ConfigError, match=r"inference\.match\.template: true"):
+        matcher.load(
+            "siammask_small",
+            overrides=["inference.match.template=false", f"inference.match.calibration={path}"],
+        )
+    # without the geometric stage there is no fusion: template matching is off with it
+    plain = matcher.load(
+        "siammask_small",
+        overrides=["inference.match.geometric=false", "inference.match.calibration="],
+    )
+    assert plain.recipe.inference.match.template and plain.ncc is None
