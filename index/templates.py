@@ -22,6 +22,7 @@ import torch
 from index.products import STORED_LIMITS, box_from_json
 from index.store import CatalogStore
 from matcher.inference.geometric import ReferenceKeypoints
+from matcher.inference.ncc import NccReference
 from matcher.siamese_matcher import ReferenceFeatures, SiameseMatcher
 from matcher.structures import Reference
 
@@ -42,6 +43,9 @@ def matcher_key(matcher: SiameseMatcher) -> str:
     geometric = getattr(matcher, "geometric", None)
     if geometric is not None:  # the cached keypoints depend on the stage's settings
         digest.update(repr(geometric.params).encode())
+    ncc = getattr(matcher, "ncc", None)
+    if ncc is not None:  # so does the template-matching pattern
+        digest.update(repr(ncc.params).encode())
     return f"{matcher.name}:{digest.hexdigest()[:24]}"
 
 
@@ -63,6 +67,10 @@ def features_to_bytes(features: ReferenceFeatures) -> bytes:
         ]
         payload["geometry_corners"] = torch.from_numpy(features.geometry.corners)
         payload["colour"] = torch.from_numpy(features.colour)
+    if features.ncc is not None:
+        payload["ncc_pattern"] = torch.from_numpy(np.ascontiguousarray(features.ncc.pattern))
+        payload["ncc_crop"] = torch.from_numpy(np.ascontiguousarray(features.ncc.crop))
+        payload["ncc_flat"] = bool(features.ncc.flat)
     buf = io.BytesIO()
     torch.save(payload, buf)
     return buf.getvalue()
@@ -85,6 +93,13 @@ def features_from_bytes(data: bytes, *, device: torch.device) -> ReferenceFeatur
             corners=payload["geometry_corners"].numpy(),
         )
         colour = payload["colour"].numpy()
+    ncc = None
+    if "ncc_pattern" in payload:
+        ncc = NccReference(
+            pattern=payload["ncc_pattern"].numpy(),
+            crop=payload["ncc_crop"].numpy(),
+            flat=bool(payload["ncc_flat"]),
+        )
     return ReferenceFeatures(
         template=[t.to(device) for t in payload["template"]],
         size_in_template=(w, h),
@@ -94,6 +109,7 @@ def features_from_bytes(data: bytes, *, device: torch.device) -> ReferenceFeatur
         embedding=payload["embedding"].numpy() if "embedding" in payload else None,
         geometry=geometry,
         colour=colour,
+        ncc=ncc,
     )
 
 
