@@ -68,8 +68,8 @@ def features_to_bytes(features: ReferenceFeatures) -> bytes:
         payload["geometry_corners"] = torch.from_numpy(features.geometry.corners)
         payload["colour"] = torch.from_numpy(features.colour)
     if features.ncc is not None:
-        payload["ncc_pattern"] = torch.from_numpy(np.ascontiguousarray(features.ncc.pattern))
-        payload["ncc_crop"] = torch.from_numpy(np.ascontiguousarray(features.ncc.crop))
+        payload["ncc_pattern"] = torch.from_numpy(np.array(features.ncc.pattern))
+        payload["ncc_crop"] = torch.from_numpy(np.array(features.ncc.crop))
         payload["ncc_flat"] = bool(features.ncc.flat)
     buf = io.BytesIO()
     torch.save(payload, buf)
