@@ -83,6 +83,7 @@ test: lint system-deps
 bench: $(STAMP)
 	$(BIN)/python benchmarks/matcher_latency.py
 	$(BIN)/python benchmarks/default_match.py
+	$(BIN)/python benchmarks/tracking_scoring.py
 	$(BIN)/python benchmarks/http_load.py
 
 # The shipped models against the classical baselines on the test split of the real-photo
