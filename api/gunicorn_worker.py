@@ -63,26 +63,6 @@ DEFAULT_MAX_BODY = 16 * 1024 * 1024
 _RECV_SIZE = 256 * 1024
 
 
-def error_response(status: int, reason: str, code: str, message: str) -> bytes:
-    """A complete ``Connection: close`` HTTP/1.1 response carrying a JSON error.
-
-    Args:
-        status: HTTP status.
-        reason: its reason phrase (ASCII, no line breaks).
-        code: the error's machine-readable code.
-        message: the human-readable message.
-    """
-    body = json.dumps({"error": {"code": code, "message": message}}).encode("ascii")
-    head = (
-        f"HTTP/1.1 {status} {reason}\r\n"
-        "Connection: close\r\n"
-        "Content-Type: application/json\r\n"
-        "X-Content-Type-Options: nosniff\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    )
-    return head.encode("latin-1") + body
-
-
 #: Reason phrases (RFC 9110's, whatever the Python version's ``HTTPStatus`` says) of the
 #: statuses the worker and gunicorn answer themselves.
 _PHRASES = {
@@ -113,6 +93,28 @@ def _code(reason: str) -> str:
     return "_".join(words) or "http_error"
 
 
+def error_response(status: int, message: str, *, code: str | None = None) -> bytes:
+    """A complete ``Connection: close`` HTTP/1.1 response carrying a JSON error.
+
+    Args:
+        status: HTTP status (its reason phrase is the standard one).
+        message: the human-readable message.
+        code: the error's machine-readable code; by default the reason phrase in snake
+            case (``414`` -> ``uri_too_long``), the way Flask's HTTP errors get theirs.
+    """
+    reason = _phrase(status)
+    error = {"code": code or _code(reason), "message": message}
+    body = json.dumps({"error": error}).encode("ascii")
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\n"
+        "Connection: close\r\n"
+        "Content-Type: application/json\r\n"
+        "X-Content-Type-Options: nosniff\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
+
+
 def write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
     """Drop-in for ``gunicorn.util.write_error``: the error as the service's JSON shape.
 
@@ -120,12 +122,11 @@ def write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None
     Request"). A 500 says no more than the application's own 500 does (gunicorn logs the
     cause).
     """
-    reason = _phrase(status_int)
     if status_int == 500:
-        code, message = "internal_error", "internal server error"
+        response = error_response(500, "internal server error", code="internal_error")
     else:
-        code, message = _code(reason), " ".join(str(mesg).split()) or reason
-    util.write_nonblock(sock, error_response(status_int, reason, code, message))
+        response = error_response(status_int, " ".join(str(mesg).split()) or _phrase(status_int))
+    util.write_nonblock(sock, response)
 
 
 def _send_now(sock: socket.socket, data: bytes) -> None:
@@ -302,13 +303,10 @@ class ThreadWorker(gthread.ThreadWorker):
             if len(data) < MAX_HEADER_BYTES:
                 return False
             if b"\r\n" not in data:
-                self._refuse(conn, 414, "uri_too_long", "the request line is too long")
+                self._refuse(conn, 414, "the request line is too long")
             else:
                 self._refuse(
-                    conn,
-                    431,
-                    "request_header_fields_too_large",
-                    f"the request header is longer than {MAX_HEADER_BYTES} bytes",
+                    conn, 431, f"the request header is longer than {MAX_HEADER_BYTES} bytes"
                 )
             return True
         head = bytes(data[:end])
@@ -317,7 +315,6 @@ class ThreadWorker(gthread.ThreadWorker):
             self._refuse(
                 conn,
                 411,
-                "length_required",
                 "send the request body with a Content-Length (chunked bodies are not accepted)",
             )
             return True
@@ -344,8 +341,8 @@ class ThreadWorker(gthread.ThreadWorker):
         self.nr_conns -= 1
         conn.close()
 
-    def _refuse(self, conn: Any, status: int, code: str, message: str) -> None:
-        _send_now(conn.sock, error_response(status, _phrase(status), code, message))
+    def _refuse(self, conn: Any, status: int, message: str) -> None:
+        _send_now(conn.sock, error_response(status, message))
         self._drop(conn)
 
     def murder_pending(self) -> None:
@@ -356,10 +353,7 @@ class ThreadWorker(gthread.ThreadWorker):
         for conn, state in list(self.reading.items()):
             if state.deadline <= now and state.data:
                 self._refuse(
-                    conn,
-                    408,
-                    "request_timeout",
-                    f"the request was not received within {self.read_timeout:g} s",
+                    conn, 408, f"the request was not received within {self.read_timeout:g} s"
                 )
             elif state.deadline <= now or (not self.alive and not state.data):
                 self._drop(conn)
@@ -414,7 +408,7 @@ class ThreadWorker(gthread.ThreadWorker):
             message = (
                 f"the request took longer than {self.request_timeout:g} s; this worker is replaced"
             )
-            _send_now(conn.sock, error_response(500, _phrase(500), "timeout", message))
+            _send_now(conn.sock, error_response(500, message, code="timeout"))
             with contextlib.suppress(OSError):
                 conn.sock.shutdown(socket.SHUT_RDWR)
             conn.siammatch_timed_out = True

@@ -17,10 +17,8 @@ import api.cli
 import api.cli_serve
 from api.default_catalog import ensure_catalog, synth_products
 from index.catalog import Catalog
-from tests.api.http_helpers import serving
+from tests.api.http_helpers import ROOT, serving
 from tests.helpers import iou
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ its time limit gets a JSON 500, and a bounded-time seeded fuzz over every route 
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import random
@@ -21,7 +20,7 @@ import pytest
 import requests
 from PIL import Image
 
-from tests.api.http_helpers import Server, png_bytes, serving
+from tests.api.http_helpers import Server, b64, png_bytes, serving
 from tests.helpers import clutter_scene, paste, product_image
 from tests.matcher.test_images import png_header
 
@@ -225,7 +224,7 @@ def test_errors_gunicorn_writes_are_json(hardened, request_bytes, status, code):
 
 
 def test_expect_100_continue_is_answered_by_the_worker(hardened):
-    body = json.dumps({k: base64.b64encode(v[1]).decode() for k, v in _match_files().items()})
+    body = json.dumps({k: b64(v[1]) for k, v in _match_files().items()})
     with _connect(hardened.port) as sock:
         sock.sendall(
             b"POST /v1/match HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
@@ -449,7 +448,7 @@ def _fuzz_request(rng: random.Random, ids: list[str]) -> tuple[str, str, dict]:
     if rng.random() < 0.1:  # a random JSON document as the whole body
         return "POST", path, {"json": _json_value(rng)}
     if as_json:
-        body = {k: base64.b64encode(v).decode() for k, v in images.items()}
+        body = {k: b64(v) for k, v in images.items()}
         body.update(fields)
         return "POST", path, {"json": body}
     data = {k: _text(v) for k, v in fields.items() if v is not None}
