@@ -138,12 +138,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--recipe",
-        help=f"recipe name or YAML file (default: the recipe stored in a siammatch weights "
-        f"file, else {DEFAULT_RECIPE})",
-    )
+def _model_args(
+    p: argparse._ActionsContainer,
+    *,
+    recipe_help: str = f"recipe name or YAML file (default: the recipe stored in a siammatch "
+    f"weights file, else {DEFAULT_RECIPE})",
+    set_help: str = "recipe override, e.g. inference.match.scale_step=1.2 (repeatable)",
+) -> None:
+    """Add ``--recipe``, ``--weights``, ``--device`` and ``--set`` (read by
+    :func:`_load_matcher`) to a parser or argument group."""
+    p.add_argument("--recipe", help=recipe_help)
     p.add_argument("--weights", help="weights file (published checkpoint or siammatch file)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument(
@@ -152,8 +156,22 @@ def _model_args(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="recipe override, e.g. inference.match.scale_step=1.2 (repeatable)",
+        help=set_help,
     )
+
+
+def _parse_size(text: str, *, example: str) -> tuple[int, int]:
+    """``--size HxW`` as ``(height, width)``; ``example`` is quoted in the error message.
+
+    Raises:
+        InvalidArgumentError: ``text`` is not ``HxW``.
+    """
+    from matcher.errors import InvalidArgumentError
+
+    size = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if size is None:
+        raise InvalidArgumentError(f"--size {text!r}: expected HxW, e.g. {example}")
+    return int(size.group(1)), int(size.group(2))
 
 
 def _load_matcher(args: argparse.Namespace):
@@ -381,15 +399,13 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     if args.products is None or args.scenes is None:
         raise UsageError("synth needs --products and --scenes (or --video, see synth --help)")
-    size = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", args.size)
-    if size is None:
-        raise UsageError(f"--size {args.size!r}: expected HxW, e.g. 480x640")
+    image_size = _parse_size(args.size, example="480x640")
     out = generate(
         args.out,
         num_products=args.products,
         num_scenes=args.scenes,
         seed=args.seed,
-        image_size=(int(size.group(1)), int(size.group(2))),
+        image_size=image_size,
         workers=args.workers,
         overwrite=args.overwrite,
     )

@@ -56,6 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def add_coco_oneshot(benchmarks: argparse._SubParsersAction) -> None:
     """The ``eval coco-oneshot`` parser."""
+    from api.cli import _model_args
+
     p = benchmarks.add_parser(
         "coco-oneshot",
         help="one-shot detection/segmentation on COCO-format data (4 class splits)",
@@ -109,16 +111,8 @@ def add_coco_oneshot(benchmarks: argparse._SubParsersAction) -> None:
         help="operating score threshold (default: the recipe's match threshold, else 0.5)",
     )
     model = p.add_argument_group("source: a matcher or a detections file")
-    model.add_argument("--recipe", help="recipe name or YAML file")
-    model.add_argument("--weights", help="weights file (published checkpoint or siammatch file)")
-    model.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    model.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="recipe override (repeatable)",
+    _model_args(
+        model, recipe_help="recipe name or YAML file", set_help="recipe override (repeatable)"
     )
     model.add_argument("--max-instances", type=int, default=100, help="instances per query")
     model.add_argument(

@@ -11,7 +11,6 @@ light changes, leaving the frame), written exactly as that benchmark lays out it
 from __future__ import annotations
 
 import argparse
-import re
 from collections.abc import Callable
 
 #: The layouts of :data:`trainers.data.synth.video_layouts.LAYOUTS` (kept here so that
@@ -51,6 +50,7 @@ def _dispatch(scenes: Callable[[argparse.Namespace], int]) -> Callable[[argparse
 
 def cmd_synth_video(args: argparse.Namespace) -> int:
     """Run ``siammatch synth --video``; returns the exit status."""
+    from api.cli import _parse_size
     from matcher.errors import InvalidArgumentError
     from trainers.data.synth.video_layouts import write_video_dataset
 
@@ -59,16 +59,14 @@ def cmd_synth_video(args: argparse.Namespace) -> int:
         raise InvalidArgumentError(f"synth --video needs {', '.join(missing)}")
     if args.products is not None or args.scenes is not None:
         raise InvalidArgumentError("--products and --scenes do not apply to --video")
-    size = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", args.size)
-    if size is None:
-        raise InvalidArgumentError(f"--size {args.size!r}: expected HxW, e.g. 240x320")
+    image_size = _parse_size(args.size, example="240x320")
     out = write_video_dataset(
         args.out,
         layout=args.layout,
         sequences=args.sequences,
         frames=args.frames,
         seed=args.seed,
-        image_size=(int(size.group(1)), int(size.group(2))),
+        image_size=image_size,
         workers=args.workers,
         overwrite=args.overwrite,
     )

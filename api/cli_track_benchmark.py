@@ -19,6 +19,8 @@ MAX_WORKERS = 64
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``track-benchmark`` to the ``siammatch`` parser."""
+    from api.cli import _model_args
+
     p = sub.add_parser(
         "track-benchmark",
         help="run a tracker over OTB/UAV123/LaSOT/GOT-10k/VOT/VOT-LT into result files",
@@ -36,16 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "VOT2019, VOT2018-LT",
     )
     p.add_argument("--root", required=True, help="the benchmark's folder (official layout)")
-    p.add_argument("--recipe", help="recipe name or YAML file (default: the weights' recipe)")
-    p.add_argument("--weights", help="weights file (published checkpoint or siammatch file)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="recipe override (repeatable)",
+    _model_args(
+        p,
+        recipe_help="recipe name or YAML file (default: the weights' recipe)",
+        set_help="recipe override (repeatable)",
     )
     p.add_argument("--out", required=True, help="results root (RESULTS/<benchmark>/<name>/...)")
     p.add_argument("--name", help="tracker name in the results (default: the weights file's stem)")

@@ -118,6 +118,8 @@ def _plan(rng: np.random.Generator, settings: VideoSettings, aspects: list[float
     heights = np.zeros((t_count, n))
     angles = np.zeros((t_count, n))
     step = max(1.0, 0.01 * min(h, w))  # pixels a frame
+    lo = np.array([margin + 0.15 * w, margin + 0.15 * h])
+    hi = np.array([margin + 0.85 * w, margin + 0.85 * h])
     for k in range(t_count):
         base = min(h, w) * rng.uniform(0.28, 0.42) / max(1.0, math.sqrt(aspects[k]))
         pos = np.array([w * rng.uniform(0.3, 0.7), h * rng.uniform(0.3, 0.7)]) + margin
@@ -132,8 +134,6 @@ def _plan(rng: np.random.Generator, settings: VideoSettings, aspects: list[float
                 vel = rng.normal(0, 2.5 * step, 2)
             vel = 0.85 * vel + rng.normal(0, 0.3 * step, 2)
             pos = pos + vel
-            lo = np.array([margin + 0.15 * w, margin + 0.15 * h])
-            hi = np.array([margin + 0.85 * w, margin + 0.85 * h])
             vel = np.where((pos < lo) & (vel < 0) | (pos > hi) & (vel > 0), -vel, vel)
             pos = np.clip(pos, lo - 0.1 * w, hi + 0.1 * w)
             centers[k, i] = pos

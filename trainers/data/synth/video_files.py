@@ -10,11 +10,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from trainers.data.synth.designs import ProductSpec
 from trainers.data.synth.families import design_catalog
 from trainers.data.synth.video import TAGS, VideoFrame, VideoSettings, render_video, sequence_rng
 
@@ -83,7 +85,7 @@ def write_sequence(task: tuple[Job, int]) -> str:
     root = Path(job.root)
     name = lay.sequence(index)
     targets = 2 if job.layout == "otb" and index == 2 else 1
-    specs = design_catalog(2 * job.sequences + 2, seed=job.seed)
+    specs = _catalog(2 * job.sequences + 2, job.seed)
     chosen = [specs[(2 * index + k) % len(specs)] for k in range(targets + 1)]
     settings = VideoSettings(job.frames, job.size, targets, lay.leave_frame, lay.rotate)
     frames: list[VideoFrame] = []
@@ -101,6 +103,13 @@ def write_sequence(task: tuple[Job, int]) -> str:
         folder = folder.parent
     WRITERS[job.layout](folder, frames, job)
     return name
+
+
+@lru_cache(maxsize=1)
+def _catalog(count: int, seed: int) -> tuple[ProductSpec, ...]:
+    """The dataset's product designs, made once per process (every sequence draws from
+    them)."""
+    return tuple(design_catalog(count, seed=seed))
 
 
 # -- per-layout annotation files -----------------------------------------------------------

@@ -263,8 +263,7 @@ def _json_sequence(name: str, video: dict[str, Any], root: Path, bench: Benchmar
     for i, r in enumerate(rows):
         r = list(r) if isinstance(r, list | tuple) else [r]
         if len(r) == 4 and width == 8:  # a rectangle among polygons: same region
-            x, y, w, h = (float(v) for v in r)
-            r = [x, y, x + w, y, x + w, y + h, x, y + h]
+            r = rect_polygon(r)
         gt[i, : len(r)] = [float("nan") if v is None else float(v) for v in r]
     if len(frames) != len(gt):
         raise ValueError(f"{len(frames)} images but {len(gt)} boxes")
@@ -277,6 +276,13 @@ def _json_sequence(name: str, video: dict[str, Any], root: Path, bench: Benchmar
         visible = _fit(np.asarray(video["absent"], np.int64), len(gt)).astype(bool)
     attributes = tuple(str(a) for a in (video.get("attr") or ()))
     return Sequence(name, frames, gt, attributes, tags, visible)
+
+
+def rect_polygon(rect: Any) -> list[float]:
+    """A rectangle ``x, y, w, h`` as the VOT polygon of its corners ``x1, y1, ..., x4, y4``
+    (the region VOT scores for it)."""
+    x, y, w, h = (float(v) for v in rect)
+    return [x, y, x + w, y, x + w, y + h, x, y + h]
 
 
 def _fit(values: np.ndarray, length: int) -> np.ndarray:

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from matcher.errors import DatasetLayoutError
-from trainers.evaluate.tracking.datasets import VOT_TAGS, Sequence, _fit
+from trainers.evaluate.tracking.datasets import VOT_TAGS, Sequence, _fit, rect_polygon
 
 logger = logging.getLogger(__name__)
 
@@ -314,8 +314,7 @@ def _vot_regions(path: Path, *, long_term: bool) -> np.ndarray:
         except ValueError:
             raise DatasetLayoutError(f"{path}, line {number}: not numbers") from None
         if len(values) == 4:
-            x, y, w, h = values
-            values = [x, y, x + w, y, x + w, y + h, x, y + h]
+            values = rect_polygon(values)
         if values and len(values) != 8:
             raise DatasetLayoutError(f"{path}: expected 4 or 8 values on every line")
         if values:

@@ -247,9 +247,10 @@ def _overlap(p1: np.ndarray, p2: np.ndarray, limits: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         width = _as_int(right - left) + 1
         height = _as_int(bottom - top) + 1
-        area1 = ((b1[:, 3] - b1[:, 2]) * (b1[:, 1] - b1[:, 0])).astype(np.float64)
-        area2 = ((b2[:, 3] - b2[:, 2]) * (b2[:, 1] - b2[:, 0])).astype(np.float64)
-        zero = (area1 / area2 < 1e-10) | (area2 / area1 < 1e-10) | (width < 1) | (height < 1)
+        area1 = (b1[:, 3] - b1[:, 2]) * (b1[:, 1] - b1[:, 0])  # float32
+        area2 = (b2[:, 3] - b2[:, 2]) * (b2[:, 1] - b2[:, 0])
+        a1, a2 = area1.astype(np.float64), area2.astype(np.float64)
+        zero = (a1 / a2 < 1e-10) | (a2 / a1 < 1e-10) | (width < 1) | (height < 1)
         # bounds_overlap: intersection over union of the two bounds, float32; "== 0"
         # holds for zero and for negative ratios (clamped to 0), never for NaN.
         iw = _pick(b1[:, 3] < b2[:, 3], b1[:, 3], b2[:, 3]) - _pick(
@@ -259,11 +260,7 @@ def _overlap(p1: np.ndarray, p2: np.ndarray, limits: np.ndarray) -> np.ndarray:
             b1[:, 0] > b2[:, 0], b1[:, 0], b2[:, 0]
         )
         inter = iw * ih
-        ratio = inter / (
-            (b1[:, 3] - b1[:, 2]) * (b1[:, 1] - b1[:, 0])
-            + (b2[:, 3] - b2[:, 2]) * (b2[:, 1] - b2[:, 0])
-            - inter
-        )
+        ratio = inter / (area1 + area2 - inter)
         zero |= ratio <= 0
     out = np.zeros(n, np.float32)
     todo = np.flatnonzero(~zero)

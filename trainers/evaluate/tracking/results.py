@@ -20,6 +20,7 @@ Under ``RESULTS/<benchmark>/<tracker>/``:
 from __future__ import annotations
 
 import fnmatch
+import glob
 import os
 import re
 import tempfile
@@ -34,6 +35,7 @@ from trainers.evaluate.tracking.datasets import Benchmark
 from trainers.evaluate.tracking.region import Regions
 
 _SEPARATORS = re.compile(r"[,\s]+")
+_COMMAS = re.compile(r",")
 
 #: PySOT's fallback names of OTB result files (older result sets use them).
 _OTB_OLD_NAMES = {
@@ -215,7 +217,7 @@ def read_boxes(folder: Path, bench: Benchmark, sequence: str, *, length: int) ->
 def _box_files(folder: Path, bench: Benchmark, sequence: str) -> list[Path]:
     candidates = [folder / f"{sequence}.txt"]
     if bench.layout == "got10k":
-        runs = sorted((folder / sequence).glob(f"{glob_escape(sequence)}_[0-9][0-9][0-9].txt"))
+        runs = sorted((folder / sequence).glob(f"{glob.escape(sequence)}_[0-9][0-9][0-9].txt"))
         if runs:
             return runs
     if bench.layout == "otb":
@@ -234,14 +236,14 @@ def read_vot_runs(folder: Path, sequence: str, length: int) -> list[Regions]:
         TrackingResultsError: no result file, or one with more lines than frames.
     """
     base = folder / "baseline" / sequence
-    paths = sorted(base.glob(f"{glob_escape(sequence)}_[0-9][0-9][0-9].txt"))
+    paths = sorted(base.glob(f"{glob.escape(sequence)}_[0-9][0-9][0-9].txt"))
     if not paths:
         raise TrackingResultsError(f"missing result file {base / f'{sequence}_001.txt'}")
     if len(paths) != VOT_RUNS:
         paths = paths[:1]
     runs = []
     for path in paths:
-        rows = read_rows(path, separators=re.compile(r","))
+        rows = read_rows(path, separators=_COMMAS)
         if len(rows) > length:
             raise TrackingResultsError(f"{path}: {len(rows)} lines for {length} frames")
         runs.append(Regions.from_rows(rows))
@@ -274,8 +276,3 @@ def read_vot_lt(folder: Path, sequence: str, length: int) -> tuple[Regions, np.n
             f"{path}: {len(rows)} regions and {len(scores)} confidences for {length} frames"
         )
     return Regions.from_rows(rows), np.asarray(scores, np.float64)
-
-
-def glob_escape(name: str) -> str:
-    """``name`` with glob's special characters escaped."""
-    return re.sub(r"([\[\]*?])", r"[\1]", name)

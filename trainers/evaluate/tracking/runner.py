@@ -27,7 +27,7 @@ import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -246,6 +246,6 @@ def _records(
     workers = min(workers, len(jobs))
     threads = max(1, (os.cpu_count() or 1) // workers)
     context = multiprocessing.get_context("spawn")
-    worker_spec = TrackerSpec(spec.recipe, spec.weights, spec.device, spec.overrides, threads)
+    worker_spec = replace(spec, threads=threads)
     with context.Pool(workers, initializer=_worker_init, initargs=(worker_spec,)) as pool:
         yield from pool.imap_unordered(_worker_run, jobs)

@@ -112,7 +112,10 @@ def _score_ope(dataset: TrackingDataset, folder: Path) -> dict[str, Any]:
             for attr, seqs in attributes.items()
         }
     out["sequences"] = {
-        name: {"success_auc": float(np.mean(c.success)), "precision": float(c.precision[20])}
+        name: {
+            "success_auc": float(np.mean(c.success)),
+            "precision": float(c.precision[ope.REPORT_INDEX]),
+        }
         for name, c in curves.items()
     }
     return out
@@ -142,20 +145,19 @@ def _score_vot(dataset: TrackingDataset, folder: Path) -> dict[str, Any]:
     for seq in dataset.sequences:
         gt = Regions.from_array(seq.gt)
         size = seq.size()
+        tags = {**seq.tags, "empty": _empty_tag(seq.tags, len(seq))}
         for run in res.read_vot_runs(folder, seq.name, len(seq)):
             n = min(len(run), len(gt))
             preds.append(run[:n])
             gts.append(gt[:n])
             sizes.append(np.broadcast_to(np.asarray(size, np.float64), (n, 2)))
-            spans.append((seq, run))
+            spans.append((seq, run, tags))
     pred_all, gt_all = _concat(preds), _concat(gts)
     full, shrunk = vot_overlaps_both_bounds(pred_all, gt_all, np.concatenate(sizes))
     runs: dict[str, list[vot.RunOverlaps]] = {}
     start = 0
-    for (seq, run), piece in zip(spans, preds, strict=True):
+    for (seq, run, tags), piece in zip(spans, preds, strict=True):
         stop = start + len(piece)
-        tags = dict(seq.tags)
-        tags["empty"] = _empty_tag(seq.tags, len(seq))
         runs.setdefault(seq.name, []).append(
             vot.RunOverlaps(seq.name, run, full[start:stop], shrunk[start:stop], len(seq), tags)
         )
