@@ -52,6 +52,7 @@ from index.embedder_store import (
 )
 from index.faiss_index import check_factory, check_search_params, train_size
 from index.products import (
+    STORED_LIMITS,
     Hit,
     Product,
     box_from_json,
@@ -76,7 +77,7 @@ from matcher.errors import (
     DuplicateProductError,
     InvalidArgumentError,
 )
-from matcher.images import Box, ImageLike, load_image
+from matcher.images import DEFAULT_LIMITS, Box, ImageLike, ImageLimits, load_image
 from matcher.siamese_matcher import ReferenceFeatures, SiameseMatcher
 from matcher.structures import Reference
 
@@ -253,6 +254,7 @@ class Catalog:
         *,
         metadata: dict[str, Any] | None = None,
         box: Box | None = None,
+        limits: ImageLimits = DEFAULT_LIMITS,
     ) -> Product:
         """Add a product. Everything is checked before anything is written.
 
@@ -261,6 +263,7 @@ class Catalog:
             image: reference image: numpy RGB, PIL image, path or encoded bytes.
             metadata: JSON object stored with the product.
             box: the product's ``(x0, y0, x1, y1)`` in ``image``; ``None``: its foreground.
+            limits: the images accepted (the service passes its configured ones).
 
         Returns:
             The stored product.
@@ -276,16 +279,21 @@ class Catalog:
         text = validate_metadata(metadata)
         if pid in self._store.existing([pid]):
             raise DuplicateProductError(f"product {pid!r} is already in the catalog")
-        return self._add_checked([(pid, text)], [(image, box)])[0]
+        return self._add_checked([(pid, text)], [(image, box)], limits)[0]
 
     def add_many(
-        self, items: Iterable[Item], *, progress: bool = False, chunk_size: int = 64
+        self,
+        items: Iterable[Item],
+        *,
+        progress: bool = False,
+        chunk_size: int = 64,
+        limits: ImageLimits = DEFAULT_LIMITS,
     ) -> int:
         """Add products ``(product_id, image, metadata, box)``.
 
-        Every item (ids, duplicates, metadata, images, boxes) is checked before anything is
-        written; then each chunk of ``chunk_size`` products is embedded and committed in
-        one transaction.
+        Every item (ids, duplicates, metadata, images, boxes; images within ``limits``) is
+        checked before anything is written; then each chunk of ``chunk_size`` products is
+        embedded and committed in one transaction.
 
         Returns:
             The number of products added.
@@ -314,20 +322,23 @@ class Catalog:
         if taken:
             raise DuplicateProductError(f"product {min(taken)!r} is already in the catalog")
         for pid, image, _, box in tqdm(items, desc="checking", unit="img", disable=not progress):
-            load_product_image(pid, image, box)
+            load_product_image(pid, image, box, limits=limits)
         with tqdm(total=len(items), desc="adding", unit="img", disable=not progress) as bar:
             for start in range(0, len(items), chunk_size):
                 part = items[start : start + chunk_size]
                 sources = [(it[1], it[3]) for it in part]
-                self._add_checked(checked[start : start + chunk_size], sources)
+                self._add_checked(checked[start : start + chunk_size], sources, limits)
                 bar.update(len(part))
         return len(items)
 
     def _add_checked(
-        self, checked: list[tuple[str, str]], sources: list[tuple[ImageLike, Box | None]]
+        self,
+        checked: list[tuple[str, str]],
+        sources: list[tuple[ImageLike, Box | None]],
+        limits: ImageLimits,
     ) -> list[Product]:
         loaded = [
-            load_product_image(pid, image, box)
+            load_product_image(pid, image, box, limits=limits)
             for (pid, _), (image, box) in zip(checked, sources, strict=True)
         ]
         for _attempt in range(3):
@@ -340,7 +351,7 @@ class Catalog:
             ):
                 template = None
                 if self.matcher is not None:
-                    reference = Reference.from_image(rgb, region, id=pid)
+                    reference = Reference.from_image(rgb, region, id=pid, limits=STORED_LIMITS)
                     feats = self.matcher.encode_reference(reference)
                     template = (self._templates.key(self.matcher), features_to_bytes(feats))
                 items.append(

@@ -56,7 +56,11 @@ def add_product() -> tuple[Response, int, dict[str, str]]:
     catalog = services.require_catalog()
     checked = parse_add(request, limits=services.limits)
     product = catalog.add(
-        checked.product_id, checked.image, metadata=checked.metadata, box=checked.box
+        checked.product_id,
+        checked.image,
+        metadata=checked.metadata,
+        box=checked.box,
+        limits=services.limits.image,
     )
     body = product_json(product)
     return jsonify(body), 201, {"Location": body["image_url"].removesuffix("/image")}

@@ -149,6 +149,19 @@ def test_image_limits_are_configurable(make_app, pictures, monkeypatch):
     assert defaults["MAX_ASPECT_RATIO"] == 20.0 and defaults["MAX_IMAGE_SIDE"] == 12_000
 
 
+def test_the_catalog_accepts_what_the_service_limits_accept(make_app):
+    """A service configured wider than the library's defaults (20:1) stores what its own
+    checks let through: the catalog is given the service's limits, not its defaults."""
+    client = make_app(catalog=True, MAX_ASPECT_RATIO=30.0).test_client()
+    strip = png_bytes(np.tile(np.arange(250, dtype=np.uint8)[None, :, None], (10, 1, 3)))
+    added = client.post("/v1/catalog", data={"id": "strip", "image": upload(strip)})
+    assert added.status_code == 201, added.get_json()  # 25:1
+    narrow = make_app(catalog=True).test_client()
+    _error(
+        narrow.post("/v1/catalog", data={"id": "s", "image": upload(strip)}), 400, "image_too_thin"
+    )
+
+
 def test_every_response_says_nosniff(client, pictures):
     client.post("/v1/catalog", data={"id": "p", "image": upload(pictures.product_png)})
     responses = [
