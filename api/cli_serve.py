@@ -34,6 +34,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from api.gunicorn_worker import DEFAULT_READ_TIMEOUT
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_CATALOG = "var/catalog"
@@ -96,9 +98,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--read-timeout",
         type=float,
-        default=30.0,
+        default=DEFAULT_READ_TIMEOUT,
         help="seconds a client may take to send a whole request before it is answered 408 "
-        "(default 30)",
+        f"(default {DEFAULT_READ_TIMEOUT:g})",
     )
     p.add_argument("--access-log", action="store_true", help="log every request to stderr")
     p.set_defaults(func=cmd_serve)
@@ -198,7 +200,7 @@ def worker_environment(
     extra: dict[str, str | None],
     workers: int,
     port: int,
-    read_timeout: float = 30.0,
+    read_timeout: float = DEFAULT_READ_TIMEOUT,
     request_timeout: float = 120.0,
 ) -> dict[str, str]:
     """The environment gunicorn and its workers run with.
