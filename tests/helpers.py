@@ -304,3 +304,17 @@ def synthetic_shelf(root: Path, *, seed: int = 41) -> tuple[Path, Path, list[lis
         if a["category_id"] == product["id"]
     ]
     return data / product["catalog"], data / "images" / image["file_name"], boxes
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG holding only its signature and header (IHDR) for a ``width x height`` RGB
+    image: what a decompression bomb or a 2,000,000x1 strip shows before decoding."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")

@@ -15,7 +15,7 @@ import api.errors
 from api.settings import resolve_config
 from matcher.errors import ConfigError, SiammatchError
 from tests.api.http_helpers import b64, png_bytes, upload
-from tests.matcher.test_images import png_header
+from tests.helpers import png_header
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

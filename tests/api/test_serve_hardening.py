@@ -21,8 +21,7 @@ import requests
 from PIL import Image
 
 from tests.api.http_helpers import Server, b64, png_bytes, serving
-from tests.helpers import clutter_scene, paste, product_image
-from tests.matcher.test_images import png_header
+from tests.helpers import clutter_scene, paste, png_header, product_image
 
 READ_TIMEOUT = 3.0  # the module server's --read-timeout, seconds
 HEALTHZ_BOUND = 1.0  # seconds

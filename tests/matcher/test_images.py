@@ -19,6 +19,7 @@ from matcher.errors import (
 )
 from matcher.images import ImageLimits, load_image, parse_box, validate_box
 from matcher.structures import foreground_box
+from tests.helpers import png_header
 
 
 @pytest.fixture
@@ -154,20 +155,6 @@ def test_reference_without_box_finds_the_product_on_a_plain_background():
     assert ref.box == (30.0, 20.0, 90.0, 70.0)
     busy = np.random.default_rng(1).integers(0, 256, (50, 40, 3), dtype=np.uint8)
     assert foreground_box(busy) == (0.0, 0.0, 40.0, 50.0)
-
-
-def png_header(width: int, height: int) -> bytes:
-    """A PNG holding only its signature and header (IHDR) for a ``width x height`` RGB
-    image: what a decompression bomb or a 2,000,000x1 strip shows before decoding."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
 
 
 @pytest.mark.parametrize(
