@@ -16,9 +16,9 @@ flat scene windows score 0 (OpenCV's normalisation is undefined there).
 
 Template matching sees neither rotation nor perspective: it is the baseline for the
 exact-copy case, and the reason learned matchers exist. Its machinery — the template
-(:func:`fit_template`, :func:`resize_template`), the levels (:func:`level_exponents`,
-:class:`ScenePyramid`), the search (:func:`search_pyramid`, :func:`correlate`,
-:func:`peaks`) — is also match mode's template-matching evidence
+(:func:`fit_template`, :func:`resize_template`, :func:`as_channels`), the levels
+(:func:`level_exponents`, :class:`ScenePyramid`), the search (:func:`search_pyramid`,
+:func:`correlate`, :func:`peaks`) — is also match mode's template-matching evidence
 (:mod:`matcher.inference.ncc`).
 """
 
@@ -207,11 +207,20 @@ def resize_template(
     height, width = image.shape[:2]
     shrink = size[0] < width or size[1] < height
     interp = cv2.INTER_AREA if shrink else cv2.INTER_CUBIC
-    resized = cv2.resize(image, size, interpolation=interp)
-    grey = cv2.cvtColor(resized, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    template = resized.astype(np.float32) if colour else grey[:, :, None]
+    template, grey = as_channels(cv2.resize(image, size, interpolation=interp), colour=colour)
     flat = bool(grey.std() < min_std) or min(template.shape[:2]) < 2
     return np.ascontiguousarray(template), flat
+
+
+def as_channels(image: np.ndarray, *, colour: bool) -> tuple[np.ndarray, np.ndarray]:
+    """An ``(H, W, 3)`` uint8 RGB image in the correlation's channels.
+
+    Returns:
+        ``(data, grey)``: ``(H, W, C)`` float32 (``C`` 3 with ``colour``, else 1) and
+        ``(H, W)`` float32 grey levels.
+    """
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return (image.astype(np.float32) if colour else grey[:, :, None]), grey
 
 
 def level_exponents(
@@ -260,8 +269,7 @@ class ScenePyramid:
     @classmethod
     def from_image(cls, image: np.ndarray, *, colour: bool) -> ScenePyramid:
         """The pyramid of an ``(H, W, 3)`` uint8 RGB scene."""
-        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
-        data = image.astype(np.float32) if colour else grey[:, :, None]
+        data, grey = as_channels(image, colour=colour)
         return cls(image=data, grey=grey)
 
     def level(self, scale: float) -> tuple[np.ndarray, np.ndarray]:

@@ -274,9 +274,7 @@ class GeometricVerifier:
             & (dst[:, 1] <= y1 + pad_y)
         )
         count = int(inside.sum())
-        if count < self.params.min_inliers:
-            return Evidence(matches=count, inliers=0, spread=0.0, quad=None)
-        fit = self._fit(feats, scene, matches.src[inside], dst[inside])
+        fit = self._fit(feats, scene, matches.src[inside], dst[inside])  # needs min_inliers
         if fit is None or not fit.plausible:
             return Evidence(matches=count, inliers=0, spread=0.0, quad=None)
         return fit.evidence(count, scene.scale)

@@ -31,7 +31,6 @@ Siamese recipes' *template* is their exemplar encoding); boxes are xyxy float pi
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import cv2
@@ -40,6 +39,7 @@ import numpy as np
 from matcher.baselines.base import box_crop, check_range
 from matcher.baselines.template import (
     ScenePyramid,
+    as_channels,
     correlate,
     fit_template,
     level_exponents,
@@ -138,12 +138,14 @@ class NccScene:
         image: ``(H, W, 3)`` uint8 RGB, the scene.
         small: the scene downscaled by ``scale`` (the proposals' working resolution).
         pyramid: the pyramid of ``small``.
+        exponents: the pyramid levels the proposals search (:func:`level_exponents`).
         scale: working pixels per scene pixel (at most 1).
     """
 
     image: np.ndarray
     small: np.ndarray
     pyramid: ScenePyramid
+    exponents: list[int]
     scale: float
 
 
@@ -169,15 +171,24 @@ class NccVerifier:
         return NccReference(pattern=pattern, crop=np.ascontiguousarray(crop), flat=flat)
 
     def prepare_scene(self, image: np.ndarray) -> NccScene:
-        """The downscaled scene and its (lazily rendered) pyramid."""
+        """The downscaled scene, its (lazily rendered) pyramid and the levels searched."""
+        p = self.params
         height, width = image.shape[:2]
-        scale = min(1.0, self.params.scene_side / max(height, width))
+        scale = min(1.0, p.scene_side / max(height, width))
         small = image
         if scale < 1.0:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-        pyramid = ScenePyramid.from_image(small, colour=self.params.colour)
-        return NccScene(image=image, small=small, pyramid=pyramid, scale=scale)
+        pyramid = ScenePyramid.from_image(small, colour=p.colour)
+        exponents = level_exponents(
+            pyramid.grey.shape,
+            template_side=p.template_side,
+            min_object_fraction=p.min_object_fraction,
+            max_object_fraction=p.max_object_fraction,
+            scale_step=p.scale_step,
+            max_upscale=p.max_upscale,
+        )
+        return NccScene(image=image, small=small, pyramid=pyramid, exponents=exponents, scale=scale)
 
     def proposals(self, ref: NccReference, scene: NccScene, limit: int) -> list[tuple[Box, float]]:
         """Up to ``limit`` boxes where the pattern correlates best (scene pixels), with their
@@ -185,18 +196,10 @@ class NccVerifier:
         p = self.params
         if ref.flat or limit <= 0:
             return []
-        exponents = level_exponents(
-            scene.pyramid.grey.shape,
-            template_side=p.template_side,
-            min_object_fraction=p.min_object_fraction,
-            max_object_fraction=p.max_object_fraction,
-            scale_step=p.scale_step,
-            max_upscale=p.max_upscale,
-        )
         boxes, scores = search_pyramid(
             ref.pattern,
             scene.pyramid,
-            exponents,
+            scene.exponents,
             scale_step=p.scale_step,
             threshold=p.min_score,
             peaks_per_level=p.peaks_per_level,
@@ -234,9 +237,7 @@ class NccVerifier:
         factor = scale / to_source
         size = (max(1, round(region.shape[1] * factor)), max(1, round(region.shape[0] * factor)))
         interp = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
-        region = cv2.resize(region, size, interpolation=interp)
-        grey = cv2.cvtColor(region, cv2.COLOR_RGB2GRAY).astype(np.float32)
-        image = region.astype(np.float32) if p.colour else grey[:, :, None]
+        image, grey = as_channels(cv2.resize(region, size, interpolation=interp), colour=p.colour)
         best = 0.0
         for k in p.scales:
             pattern_size = (
@@ -251,8 +252,8 @@ class NccVerifier:
             if flat:
                 continue
             response = correlate(image, grey, pattern, min_std=p.min_std)
-            best = max(best, float(response.max()))
-        return float(min(max(best, 0.0), 1.0)) if math.isfinite(best) else 0.0
+            best = max(best, float(response.max()))  # finite: correlate zeroes NaN
+        return min(best, 1.0)
 
     def score(self, ref: NccReference, scene: NccScene, box: Box) -> float:
         """The ``template`` evidence of ``box``: :meth:`correlation`'s excess over
