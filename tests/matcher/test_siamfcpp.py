@@ -100,7 +100,7 @@ def test_absent_product_is_not_reported(template_matcher, background):
 
 
 def test_match_many_equals_individual_matches(template_matcher, background):
-    kinds = ["astronaut", "coffee", "chelsea", "rocket"]
+    kinds = ["astronaut", "coffee", "rocket"]
     scene = background
     for i, kind in enumerate(kinds):
         scene = paste(
@@ -109,14 +109,19 @@ def test_match_many_equals_individual_matches(template_matcher, background):
     refs = [matcher.Reference.from_image(product_image(k), id=k) for k in kinds]
     refs.append(refs[0])  # the same reference twice in one batch
     many = template_matcher.match_many(refs, scene, max_instances=3, score_threshold=0.3)
-    assert len(many) == 5
+    assert len(many) == 4
+    alone_of = {
+        ref.id: template_matcher.match(ref, scene, max_instances=3, score_threshold=0.3)
+        for ref in refs[:3]
+    }
     for i, (ref, got) in enumerate(zip(refs, many, strict=True)):
-        alone = template_matcher.match(ref, scene, max_instances=3, score_threshold=0.3)
+        alone = alone_of[ref.id]
         assert got.reference_id == ref.id
         assert len(got.instances) == len(alone.instances)
         for a, b in zip(got.instances, alone.instances, strict=True):
             assert np.allclose(a.box, b.box, atol=1e-3) and abs(a.score - b.score) < 1e-5
-        box = (20 + 150 * (i % 4), 40 + 60 * (i % 4), 140 + 150 * (i % 4), 160 + 60 * (i % 4))
+        j = i % 3
+        box = (20 + 150 * j, 40 + 60 * j, 140 + 150 * j, 160 + 60 * j)
         assert got.best is not None and iou(got.best.box, box) >= 0.8
 
 
