@@ -118,9 +118,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     matchers, default = _load_matchers(recipe, args, extra)
     catalog_dir = None
     if not args.no_catalog:
-        catalog_dir = Path(args.catalog or os.environ.get("SIAMMATCH_CATALOG") or DEFAULT_CATALOG)
-        catalog_dir = catalog_dir.resolve()
         from api.default_catalog import ensure_catalog
+        from index.catalog import catalog_location_problem
+
+        given = args.catalog or os.environ.get("SIAMMATCH_CATALOG") or DEFAULT_CATALOG
+        problem = catalog_location_problem(given)
+        if problem is not None:
+            raise UsageError(f"--catalog: {problem}")
+        catalog_dir = Path(given).resolve()
 
         if ensure_catalog(
             catalog_dir,

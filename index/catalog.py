@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 import uuid as uuid_lib
 from collections.abc import Iterable
@@ -90,6 +91,35 @@ MAX_K = 1000
 MAX_PAGE = 1000
 #: Template features kept in memory per catalog.
 TEMPLATE_CACHE_SIZE = 256
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def catalog_location_problem(path: str | os.PathLike, *, create: bool = True) -> str | None:
+    """Why ``path`` cannot hold a catalog, or ``None`` when it can: a URL (catalogs are
+    folders; no database backend exists yet), a file, a folder of other files (creating a
+    catalog there would mix it with them), or — without ``create`` — a folder with no
+    catalog."""
+    text = os.fspath(path)
+    if _URL.match(text):
+        scheme = text.split(":", 1)[0]
+        return (
+            f"{text!r} is a {scheme} URL, but a catalog is a folder "
+            "(no database-backed catalog is supported yet)"
+        )
+    folder = Path(text)
+    if folder.exists() and not folder.is_dir():
+        return f"{text!r} is not a folder"
+    if (folder / DB_NAME).exists():
+        return None
+    if not create:
+        return f"no catalog at {text!r}"
+    if folder.is_dir() and any(folder.iterdir()):
+        return (
+            f"{text!r} holds other files and no catalog ({DB_NAME}); give a catalog folder, "
+            "an empty folder or a new path"
+        )
+    return None
+
 
 Item = tuple[str, ImageLike, dict | None, Box | None]
 
@@ -133,12 +163,11 @@ class Catalog:
         replace_embedder: bool = False,
         autosave_every: int = 10_000,
     ) -> None:
+        problem = catalog_location_problem(path, create=create)
+        if problem is not None:
+            raise CatalogError(problem)
         self.path = Path(path)
-        if self.path.exists() and not self.path.is_dir():
-            raise CatalogError(f"{str(self.path)!r} is not a folder")
         is_new = not (self.path / DB_NAME).exists()
-        if is_new and not create:
-            raise CatalogError(f"no catalog at {str(self.path)!r}")
         if is_new:  # check before anything is written
             dim = embedder.dim if embedder is not None else EmbedderSpec().dim
             check_search_params(check_factory(factory, dim), dim, search_params)

@@ -107,6 +107,31 @@ def test_serve_mistakes_exit_2(serve_cli, capsys, args, words):
     assert serve_cli == []
 
 
+@pytest.mark.parametrize(
+    "catalog, words",
+    [
+        ("postgresql:///shop", "is a postgresql URL, but a catalog is a folder"),
+        ("s3://bucket/catalog", "is a s3 URL"),
+        ("{tmp}/photos", "holds other files and no catalog"),
+        ("{tmp}/photos/a.png", "is not a folder"),
+    ],
+)
+def test_a_catalog_argument_that_is_no_catalog_folder_exits_2_and_writes_nothing(
+    serve_cli, capsys, tmp_path, monkeypatch, catalog, words
+):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.png").write_bytes(b"not really")
+    monkeypatch.chdir(tmp_path)
+    assert api.cli.main(["serve", "--catalog", catalog.format(tmp=tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("siammatch: error: --catalog:"), err
+    assert words in err[0]
+    assert serve_cli == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"]  # no "postgresql:" folder
+    assert [p.name for p in photos.iterdir()] == ["a.png"]
+
+
 def test_default_catalog_is_created_once_and_atomically(tmp_path):
     folder = tmp_path / "cat"
     assert ensure_catalog(folder, num_products=2) is True

@@ -234,6 +234,14 @@ def test_reopen_keeps_everything(tmp_path):
     with pytest.raises(InvalidArgumentError):
         Catalog(tmp_path / "badfactory", factory="IVF,Nope")
     assert not (tmp_path / "badfactory").exists()
+    with pytest.raises(CatalogError, match="is a postgresql URL"):
+        Catalog("postgresql://user@host/db")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.png").write_bytes(b"x")
+    with pytest.raises(CatalogError, match="holds other files and no catalog"):
+        Catalog(photos)
+    assert [p.name for p in photos.iterdir()] == ["a.png"]  # nothing written beside it
 
 
 @pytest.mark.parametrize("damage", ["missing", "corrupt", "stale", "foreign"])
