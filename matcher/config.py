@@ -278,6 +278,22 @@ class TrackConfig:
     lost_window_influence: float = 0.001
 
 
+#: Most instances a recipe may ask for by default (what ``match()`` accepts,
+#: :data:`matcher.images.MAX_INSTANCES_LIMIT`).
+MAX_INSTANCES = 100
+
+
+def _check_range(
+    key: str, value: float, low: float, high: float, *, open_low: bool = False
+) -> None:
+    """``ConfigError`` naming the dotted ``key`` unless ``low <= value <= high`` (``low <
+    value`` with ``open_low``)."""
+    above = value > low if open_low else value >= low
+    if not (above and value <= high):
+        bracket = "(" if open_low else "["
+        raise ConfigError(f"{key} must be in {bracket}{low}, {high}], got {value}")
+
+
 @dataclass(frozen=True)
 class MatchConfig:
     """Match mode: the one-shot search of a whole scene.
@@ -351,6 +367,27 @@ class MatchConfig:
     template_proposals: int = 1
 
     def __post_init__(self) -> None:
+        key = "inference.match."
+        _check_range(key + "score_threshold", self.score_threshold, 0.0, 1.0)
+        _check_range(key + "max_instances", self.max_instances, 1, MAX_INSTANCES)
+        _check_range(key + "nms_iou", self.nms_iou, 0.0, 1.0, open_low=True)
+        _check_range(
+            key + "max_object_fraction", self.max_object_fraction, 0.0, 10.0, open_low=True
+        )
+        _check_range(
+            key + "min_object_fraction",
+            self.min_object_fraction,
+            0.0,
+            self.max_object_fraction,
+            open_low=True,
+        )
+        _check_range(key + "scale_step", self.scale_step, 1.0, 10.0, open_low=True)
+        _check_range(key + "max_upscale", self.max_upscale, 0.0, 64.0, open_low=True)
+        _check_range(key + "pre_nms_top_k", self.pre_nms_top_k, 1, 100_000)
+        _check_range(key + "penalty_k", self.penalty_k, 0.0, 100.0)
+        _check_range(key + "box_voting_iou", self.box_voting_iou, 0.0, 1.0)
+        _check_range(key + "distractor_weight", self.distractor_weight, 0.0, 100.0)
+        _check_range(key + "distractor_candidates", self.distractor_candidates, 1, 1000)
         if not 1 <= self.geometric_candidates <= 1000:
             raise ConfigError(
                 "inference.match.geometric_candidates must be in [1, 1000], got "

@@ -51,6 +51,37 @@ def test_mistyped_override_is_named(override, key):
         load_recipe("siamrpnpp_alexnet", [override])
 
 
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("scale_step=1", "scale_step must be in (1.0, 10.0], got 1.0"),
+        ("scale_step=0.8", "scale_step must be in (1.0, 10.0]"),
+        ("min_object_fraction=0", "min_object_fraction must be in (0.0, 1.0], got 0.0"),
+        ("min_object_fraction=0.9", "min_object_fraction must be in (0.0, 0.5]"),
+        ("max_upscale=0", "max_upscale must be in (0.0, 64.0]"),
+        ("score_threshold=1.5", "score_threshold must be in [0.0, 1.0]"),
+        ("max_instances=0", "max_instances must be in [1, 100]"),
+        ("nms_iou=0", "nms_iou must be in (0.0, 1.0]"),
+        ("pre_nms_top_k=0", "pre_nms_top_k must be in [1, 100000]"),
+        ("penalty_k=-1", "penalty_k must be in [0.0, 100.0]"),
+        ("box_voting_iou=2", "box_voting_iou must be in [0.0, 1.0]"),
+        ("distractor_candidates=0", "distractor_candidates must be in [1, 1000]"),
+    ],
+)
+def test_match_settings_out_of_range_are_named(override, message):
+    """Values that used to divide by zero or take the log of 0 in the pyramid."""
+    extra = ["inference.match.max_object_fraction=0.5"] if "0.9" in override else []
+    with pytest.raises(ConfigError, match=re.escape(f"inference.match.{message}")):
+        load_recipe("siamrpnpp_alexnet", [*extra, f"inference.match.{override}"])
+
+
+def test_the_recipe_cap_on_instances_is_what_match_accepts():
+    from matcher.config import MAX_INSTANCES
+    from matcher.images import MAX_INSTANCES_LIMIT
+
+    assert MAX_INSTANCES == MAX_INSTANCES_LIMIT
+
+
 def test_override_outside_the_schema_is_refused():
     with pytest.raises(ConfigError, match=re.escape("inference.match.scal_step")):
         load_recipe("siamrpnpp_alexnet", ["inference.match.scal_step=1.3"])
