@@ -224,6 +224,22 @@ class ModelConfig:
     context_amount: float = 0.5
 
 
+#: Most instances a recipe may ask for by default (what ``match()`` accepts,
+#: :data:`matcher.images.MAX_INSTANCES_LIMIT`).
+MAX_INSTANCES = 100
+
+
+def _check_range(
+    key: str, value: float, low: float, high: float, *, open_low: bool = False
+) -> None:
+    """``ConfigError`` naming the dotted ``key`` unless ``low <= value <= high`` (``low <
+    value`` with ``open_low``)."""
+    above = value > low if open_low else value >= low
+    if not (above and value <= high):
+        bracket = "(" if open_low else "["
+        raise ConfigError(f"{key} must be in {bracket}{low}, {high}], got {value}")
+
+
 @dataclass(frozen=True)
 class TrackConfig:
     """Tracking-mode hyper-parameters (those of the original tracker).
@@ -277,21 +293,27 @@ class TrackConfig:
     lost_instance_size: int = 831
     lost_window_influence: float = 0.001
 
-
-#: Most instances a recipe may ask for by default (what ``match()`` accepts,
-#: :data:`matcher.images.MAX_INSTANCES_LIMIT`).
-MAX_INSTANCES = 100
-
-
-def _check_range(
-    key: str, value: float, low: float, high: float, *, open_low: bool = False
-) -> None:
-    """``ConfigError`` naming the dotted ``key`` unless ``low <= value <= high`` (``low <
-    value`` with ``open_low``)."""
-    above = value > low if open_low else value >= low
-    if not (above and value <= high):
-        bracket = "(" if open_low else "["
-        raise ConfigError(f"{key} must be in {bracket}{low}, {high}], got {value}")
+    def __post_init__(self) -> None:
+        key = "inference.track."
+        for name in ("window_influence", "lr", "scale_lr", "mask_threshold"):
+            _check_range(key + name, getattr(self, name), 0.0, 1.0)
+        for name in ("distractor_threshold", "distractor_decay", "redetect_threshold"):
+            _check_range(key + name, getattr(self, name), 0.0, 1.0)
+        _check_range(key + "lost_window_influence", self.lost_window_influence, 0.0, 1.0)
+        _check_range(key + "penalty_k", self.penalty_k, 0.0, 100.0)
+        _check_range(key + "distractor_weight", self.distractor_weight, 0.0, 100.0)
+        _check_range(key + "scale_penalty", self.scale_penalty, 0.0, 1.0, open_low=True)
+        _check_range(key + "scale_step", self.scale_step, 0.0, 10.0, open_low=True)
+        _check_range(key + "scale_num", self.scale_num, 1, 15)
+        _check_range(key + "response_up", self.response_up, 1, 64)
+        _check_range(key + "small_object_fraction", self.small_object_fraction, 0.0, 1.0)
+        _check_range(key + "distractor_per_frame", self.distractor_per_frame, 0, 100)
+        _check_range(key + "distractor_memory", self.distractor_memory, 0, 1000)
+        _check_range(key + "redetect_step", self.redetect_step, 0, 4096)
+        for name in ("instance_size", "small_object_instance_size", "lost_instance_size"):
+            value = getattr(self, name)
+            if value is not None:
+                _check_range(key + name, value, 1, 4096)
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,24 @@ def test_match_settings_out_of_range_are_named(override, message):
         load_recipe("siamrpnpp_alexnet", [*extra, f"inference.match.{override}"])
 
 
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("window_influence=1.5", "window_influence must be in [0.0, 1.0], got 1.5"),
+        ("lr=-0.1", "lr must be in [0.0, 1.0]"),
+        ("penalty_k=-1", "penalty_k must be in [0.0, 100.0]"),
+        ("scale_num=0", "scale_num must be in [1, 15]"),
+        ("scale_step=0", "scale_step must be in (0.0, 10.0]"),
+        ("response_up=0", "response_up must be in [1, 64]"),
+        ("instance_size=0", "instance_size must be in [1, 4096]"),
+        ("mask_threshold=2", "mask_threshold must be in [0.0, 1.0]"),
+    ],
+)
+def test_track_settings_out_of_range_are_named(override, message):
+    with pytest.raises(ConfigError, match=re.escape(f"inference.track.{message}")):
+        load_recipe("siamfc_alexnet", [f"inference.track.{override}"])
+
+
 def test_the_recipe_cap_on_instances_is_what_match_accepts():
     from matcher.config import MAX_INSTANCES
     from matcher.images import MAX_INSTANCES_LIMIT
