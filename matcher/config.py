@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from matcher.errors import ConfigError
 from matcher.train_config import TrainConfig
@@ -229,6 +229,11 @@ class ModelConfig:
 MAX_INSTANCES = 100
 
 
+#: ``(field, low, high, open_low)``: the field's value must lie in ``[low, high]`` (``(low,
+#: high]`` when ``open_low``); a field set to ``None`` is not checked.
+Ranges = tuple[tuple[str, float, float, bool], ...]
+
+
 def _check_range(
     key: str, value: float, low: float, high: float, *, open_low: bool = False
 ) -> None:
@@ -238,6 +243,27 @@ def _check_range(
     if not (above and value <= high):
         bracket = "(" if open_low else "["
         raise ConfigError(f"{key} must be in {bracket}{low}, {high}], got {value}")
+
+
+def _check_ranges(config: Any, prefix: str, ranges: Ranges) -> None:
+    """:func:`_check_range` for every field of ``ranges`` (keys ``prefix + field``)."""
+    for name, low, high, open_low in ranges:
+        value = getattr(config, name)
+        if value is not None:
+            _check_range(prefix + name, value, low, high, open_low=open_low)
+
+
+#: Tracking settings that are weights, rates or probabilities: in ``[0, 1]``.
+_TRACK_FRACTIONS = (
+    "window_influence",
+    "lr",
+    "scale_lr",
+    "mask_threshold",
+    "distractor_threshold",
+    "distractor_decay",
+    "redetect_threshold",
+    "lost_window_influence",
+)
 
 
 @dataclass(frozen=True)
@@ -293,27 +319,26 @@ class TrackConfig:
     lost_instance_size: int = 831
     lost_window_influence: float = 0.001
 
+    _RANGES: ClassVar[Ranges] = (
+        *((name, 0.0, 1.0, False) for name in _TRACK_FRACTIONS),
+        ("penalty_k", 0.0, 100.0, False),
+        ("distractor_weight", 0.0, 100.0, False),
+        ("scale_penalty", 0.0, 1.0, True),
+        ("scale_step", 0.0, 10.0, True),
+        ("scale_num", 1, 15, False),
+        ("response_up", 1, 64, False),
+        ("small_object_fraction", 0.0, 1.0, False),
+        ("distractor_per_frame", 0, 100, False),
+        ("distractor_memory", 0, 1000, False),
+        ("redetect_step", 0, 4096, False),
+        *(
+            (name, 1, 4096, False)
+            for name in ("instance_size", "small_object_instance_size", "lost_instance_size")
+        ),
+    )
+
     def __post_init__(self) -> None:
-        key = "inference.track."
-        for name in ("window_influence", "lr", "scale_lr", "mask_threshold"):
-            _check_range(key + name, getattr(self, name), 0.0, 1.0)
-        for name in ("distractor_threshold", "distractor_decay", "redetect_threshold"):
-            _check_range(key + name, getattr(self, name), 0.0, 1.0)
-        _check_range(key + "lost_window_influence", self.lost_window_influence, 0.0, 1.0)
-        _check_range(key + "penalty_k", self.penalty_k, 0.0, 100.0)
-        _check_range(key + "distractor_weight", self.distractor_weight, 0.0, 100.0)
-        _check_range(key + "scale_penalty", self.scale_penalty, 0.0, 1.0, open_low=True)
-        _check_range(key + "scale_step", self.scale_step, 0.0, 10.0, open_low=True)
-        _check_range(key + "scale_num", self.scale_num, 1, 15)
-        _check_range(key + "response_up", self.response_up, 1, 64)
-        _check_range(key + "small_object_fraction", self.small_object_fraction, 0.0, 1.0)
-        _check_range(key + "distractor_per_frame", self.distractor_per_frame, 0, 100)
-        _check_range(key + "distractor_memory", self.distractor_memory, 0, 1000)
-        _check_range(key + "redetect_step", self.redetect_step, 0, 4096)
-        for name in ("instance_size", "small_object_instance_size", "lost_instance_size"):
-            value = getattr(self, name)
-            if value is not None:
-                _check_range(key + name, value, 1, 4096)
+        _check_ranges(self, "inference.track.", self._RANGES)
 
 
 @dataclass(frozen=True)
@@ -388,60 +413,43 @@ class MatchConfig:
     template: bool = False
     template_proposals: int = 1
 
+    _RANGES: ClassVar[Ranges] = (
+        ("score_threshold", 0.0, 1.0, False),
+        ("max_instances", 1, MAX_INSTANCES, False),
+        ("nms_iou", 0.0, 1.0, True),
+        ("max_object_fraction", 0.0, 10.0, True),
+        ("scale_step", 1.0, 10.0, True),
+        ("max_upscale", 0.0, 64.0, True),
+        ("pre_nms_top_k", 1, 100_000, False),
+        ("penalty_k", 0.0, 100.0, False),
+        ("box_voting_iou", 0.0, 1.0, False),
+        ("distractor_weight", 0.0, 100.0, False),
+        ("distractor_candidates", 1, 1000, False),
+        ("verifier_weight", 0, 1, False),
+        ("verifier_context", 0, 2, False),
+        ("geometric_candidates", 1, 1000, False),
+        ("geometric_proposals", 0, 100, False),
+        ("template_proposals", 0, 100, False),
+    )
+
     def __post_init__(self) -> None:
-        key = "inference.match."
-        _check_range(key + "score_threshold", self.score_threshold, 0.0, 1.0)
-        _check_range(key + "max_instances", self.max_instances, 1, MAX_INSTANCES)
-        _check_range(key + "nms_iou", self.nms_iou, 0.0, 1.0, open_low=True)
+        _check_ranges(self, "inference.match.", self._RANGES)
         _check_range(
-            key + "max_object_fraction", self.max_object_fraction, 0.0, 10.0, open_low=True
-        )
-        _check_range(
-            key + "min_object_fraction",
+            "inference.match.min_object_fraction",
             self.min_object_fraction,
             0.0,
             self.max_object_fraction,
             open_low=True,
         )
-        _check_range(key + "scale_step", self.scale_step, 1.0, 10.0, open_low=True)
-        _check_range(key + "max_upscale", self.max_upscale, 0.0, 64.0, open_low=True)
-        _check_range(key + "pre_nms_top_k", self.pre_nms_top_k, 1, 100_000)
-        _check_range(key + "penalty_k", self.penalty_k, 0.0, 100.0)
-        _check_range(key + "box_voting_iou", self.box_voting_iou, 0.0, 1.0)
-        _check_range(key + "distractor_weight", self.distractor_weight, 0.0, 100.0)
-        _check_range(key + "distractor_candidates", self.distractor_candidates, 1, 1000)
-        if not 1 <= self.geometric_candidates <= 1000:
-            raise ConfigError(
-                "inference.match.geometric_candidates must be in [1, 1000], got "
-                f"{self.geometric_candidates}"
-            )
-        if not 0 <= self.geometric_proposals <= 100:
-            raise ConfigError(
-                "inference.match.geometric_proposals must be in [0, 100], got "
-                f"{self.geometric_proposals}"
-            )
-        if not 0 <= self.template_proposals <= 100:
-            raise ConfigError(
-                "inference.match.template_proposals must be in [0, 100], got "
-                f"{self.template_proposals}"
-            )
         if self.calibration and not self.geometric:
             raise ConfigError(
                 "inference.match.calibration needs inference.match.geometric: true (the "
                 "calibration fuses the geometric evidence)"
             )
-        if not 0.0 <= self.verifier_weight <= 1.0:
-            raise ConfigError(
-                f"inference.match.verifier_weight must be in [0, 1], got {self.verifier_weight}"
-            )
         if self.verifier_candidates < 1:
             raise ConfigError(
                 "inference.match.verifier_candidates must be at least 1, got "
                 f"{self.verifier_candidates}"
-            )
-        if not 0.0 <= self.verifier_context <= 2.0:
-            raise ConfigError(
-                f"inference.match.verifier_context must be in [0, 2], got {self.verifier_context}"
             )
 
 
