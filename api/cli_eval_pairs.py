@@ -220,7 +220,7 @@ def _cmd_eval_pairs_synthetic(args: argparse.Namespace) -> int:
         )
         summary = protocol.summarise(m.name, outcomes)
         summaries.append(summary)
-        rows.append({"spec": spec, "threshold": _threshold(m), **summary.to_dict()})
+        rows.append({"spec": spec, "threshold": operating_threshold(m), **summary.to_dict()})
     table = protocol.markdown_table(summaries)
     print(table, end="")
     report = {
@@ -243,7 +243,7 @@ def _cmd_eval_pairs_synthetic(args: argparse.Namespace) -> int:
     return 0
 
 
-def _threshold(m: Any) -> float | None:
+def operating_threshold(m: Any) -> float | None:
     """The operating score threshold of a matcher (baseline or Siamese), if known."""
     params = getattr(m, "params", None)
     if params is not None:

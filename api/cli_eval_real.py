@@ -28,7 +28,7 @@ from api.cli_eval_pairs import (
     DEFAULT_REAL_SEED,
     _check_output,
     _load_matchers,
-    _threshold,
+    operating_threshold,
 )
 
 logger = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ def cmd_eval_pairs_real(args: argparse.Namespace) -> int:
 
     summaries, rows = [], []
     for spec, m in matchers:
-        threshold = _threshold(m)
+        threshold = operating_threshold(m)
         if threshold is None:
             logger.warning("%s names no score threshold; using %s", spec, DEFAULT_THRESHOLD)
             threshold = DEFAULT_THRESHOLD

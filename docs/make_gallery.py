@@ -258,26 +258,32 @@ def header(width: int, text: str) -> np.ndarray:
     return band
 
 
+def beside(reference: np.ndarray, scene: np.ndarray, caption: str, ref_width: int = 200):
+    """The reference (left, at most ``ref_width`` wide) beside the annotated ``scene``,
+    under a caption band."""
+    h = scene.shape[0]
+    scale = min(h / reference.shape[0], ref_width / reference.shape[1])
+    size = (max(1, round(reference.shape[1] * scale)), max(1, round(reference.shape[0] * scale)))
+    ref = cv2.resize(reference, size, interpolation=cv2.INTER_AREA)
+    left = np.full((h, ref.shape[1] + PANEL_GAP, 3), 255, np.uint8)
+    left[: ref.shape[0], : ref.shape[1]] = ref
+    body = np.concatenate([left, scene], axis=1)
+    return np.concatenate([header(body.shape[1], caption), body])
+
+
 def panel(case: Case, result, recipe: str) -> np.ndarray:
     """Reference (left) beside the annotated scene (right), under a caption."""
     scene = draw_instances(case.scene, result.instances)
     for quad in case.truth:
         pts = np.round(quad).astype(np.int32).reshape(-1, 1, 2)
         cv2.polylines(scene, [pts], True, (255, 255, 255), 1, cv2.LINE_AA)
-    h = scene.shape[0]
-    ref = case.product
-    scale = min(h / ref.shape[0], 200 / ref.shape[1])
-    ref = cv2.resize(ref, (round(ref.shape[1] * scale), round(ref.shape[0] * scale)))
-    left = np.full((h, ref.shape[1] + PANEL_GAP, 3), 255, np.uint8)
-    left[: ref.shape[0], : ref.shape[1]] = ref
-    body = np.concatenate([left, scene], axis=1)
     best = result.best
     if best is None:
         verdict = "nothing found"
     else:
         iou = max(box_iou(best.box, quad_box(q)) for q in case.truth)
         verdict = f"{len(result.instances)} found, best {best.score:.2f} (IoU {iou:.2f})"
-    return np.concatenate([header(body.shape[1], f"{case.title} | {recipe}: {verdict}"), body])
+    return beside(case.product, scene, f"{case.title} | {recipe}: {verdict}")
 
 
 def strip(panels: list[np.ndarray], height: int = 300) -> np.ndarray:
@@ -290,19 +296,35 @@ def strip(panels: list[np.ndarray], height: int = 300) -> np.ndarray:
     return np.concatenate(parts[:-1], axis=1)
 
 
-def save(path: Path, rgb: np.ndarray) -> None:
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+def save(path: Path, rgb: np.ndarray, params: tuple[int, ...] = ()) -> None:
+    """Write an RGB image in the format of ``path``'s suffix (``params``: OpenCV's
+    encoder flags, e.g. a JPEG quality)."""
+    ok, buf = cv2.imencode(path.suffix, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), list(params))
     if not ok:
         raise OSError(f"could not encode {path}")
     path.write_bytes(buf.tobytes())
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def matcher_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--recipe``, ``--weights``, ``--device`` and ``--set``, read by :func:`load_matcher`."""
     parser.add_argument("--recipe", help=f"recipe or baseline name (default {DEFAULT_RECIPE})")
     parser.add_argument("--weights", help="weights file")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
+
+def load_matcher(args: argparse.Namespace):
+    """The matcher :func:`matcher_arguments` describe (the CLI's default recipe unless a
+    recipe or weights file is given)."""
+    import matcher
+
+    recipe = args.recipe or (None if args.weights else DEFAULT_RECIPE)
+    return matcher.load(recipe, args.weights, device=args.device, overrides=args.overrides or None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    matcher_arguments(parser)
     parser.add_argument("--out", default=str(ROOT / "docs" / "gallery"), help="output folder")
     parser.add_argument("--seed", type=int, default=0, help="seed of the scene geometry")
     args = parser.parse_args(argv)
@@ -310,8 +332,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import matcher
 
-    recipe = args.recipe or (None if args.weights else DEFAULT_RECIPE)
-    m = matcher.load(recipe, args.weights, device=args.device, overrides=args.overrides or None)
+    m = load_matcher(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(args.seed)

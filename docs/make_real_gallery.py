@@ -32,9 +32,8 @@ for path in (ROOT, ROOT / "docs"):  # run as a script from anywhere
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from make_gallery import PANEL_GAP, header, strip  # noqa: E402
+from make_gallery import PANEL_GAP, beside, load_matcher, matcher_arguments, save, strip  # noqa: E402
 
-from api.cli import DEFAULT_RECIPE  # noqa: E402
 from api.render import draw_instances  # noqa: E402
 
 logger = logging.getLogger("make_real_gallery")
@@ -69,39 +68,14 @@ def verdict(outcome, threshold: float) -> str:
     return f"MISSED: nothing >= {threshold:.2f} ({top}, IoU {outcome.iou:.2f})"
 
 
-def operating_threshold(m, default: float) -> float:
-    """The score threshold the service would apply: a baseline's or a recipe's."""
-    params = getattr(m, "params", None)
-    if params is not None:
-        return float(params.score_threshold)
-    recipe = getattr(m, "recipe", None)
-    return float(recipe.inference.match.score_threshold) if recipe is not None else default
-
-
 def panel(trial, reference: np.ndarray, scene: np.ndarray, result, outcome, threshold: float):
     """Reference (left) beside the annotated scene (right), under a caption."""
     kept = tuple(inst for inst in result.instances if inst.score >= threshold)
     drawn = draw_instances(scene, kept)
     for x0, y0, x1, y1 in np.round(trial.gt_boxes).astype(int):
         cv2.rectangle(drawn, (x0, y0), (x1, y1), (255, 255, 255), 1, cv2.LINE_AA)
-    h = drawn.shape[0]
-    scale = min(h / reference.shape[0], 160 / reference.shape[1])
-    size = (max(1, round(reference.shape[1] * scale)), max(1, round(reference.shape[0] * scale)))
-    ref = cv2.resize(reference, size, interpolation=cv2.INTER_AREA)
-    left = np.full((h, ref.shape[1] + PANEL_GAP, 3), 255, np.uint8)
-    left[: ref.shape[0], : ref.shape[1]] = ref
-    body = np.concatenate([left, drawn], axis=1)
     caption = f"{trial.category} #{trial.id}: {verdict(outcome, threshold)}"
-    return np.concatenate([header(body.shape[1], caption), body])
-
-
-def save_jpeg(path: Path, rgb: np.ndarray, quality: int = 88) -> None:
-    """A JPEG (a page of 24 photos is several MB as PNG)."""
-    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise OSError(f"could not encode {path}")
-    path.write_bytes(buf.tobytes())
+    return beside(reference, drawn, caption, ref_width=160)
 
 
 def grid(panels: list[np.ndarray], columns: int = COLUMNS) -> np.ndarray:
@@ -117,19 +91,15 @@ def grid(panels: list[np.ndarray], columns: int = COLUMNS) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recipe", help=f"recipe or baseline name (default {DEFAULT_RECIPE})")
-    parser.add_argument("--weights", help="weights file")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    matcher_arguments(parser)
     parser.add_argument("--seed", type=int, default=2026, help="seed of the real-photo set")
     parser.add_argument("--per-category", type=int, default=2, help="trials per category")
     parser.add_argument("--out", default=str(ROOT / "docs" / "gallery"), help="output folder")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    import matcher
     from api.cli_eval import DEFAULT_THRESHOLD
-    from api.cli_eval_pairs import DEFAULT_DATA_ROOT
+    from api.cli_eval_pairs import DEFAULT_DATA_ROOT, operating_threshold
     from matcher.images import load_image
     from trainers.evaluate import real_protocol as protocol
     from trainers.evaluate.real_set import build_real_set
@@ -140,9 +110,9 @@ def main(argv: list[str] | None = None) -> int:
         protocol.real_trials(protocol.load_real_document(root), "test"), args.per_category
     )
     references = protocol.load_references(trials, root)
-    recipe = args.recipe or (None if args.weights else DEFAULT_RECIPE)
-    m = matcher.load(recipe, args.weights, device=args.device, overrides=args.overrides or None)
-    threshold = operating_threshold(m, DEFAULT_THRESHOLD)
+    m = load_matcher(args)
+    threshold = operating_threshold(m)
+    threshold = DEFAULT_THRESHOLD if threshold is None else threshold
     panels, records = [], []
     for trial in trials:
         scene = load_image(root / trial.file_name)
@@ -154,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         answer = protocol.answer_from_result(trial, result, latency_ms=0.0)
         outcome = protocol.score_answer(trial, answer, threshold=threshold)
-        reference = load_image(root / trial.reference_file)
+        reference = references[trial.reference_id].image
         panels.append(panel(trial, reference, scene, result, outcome, threshold))
         record = outcome.to_record()
         record.pop("found")
@@ -163,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         logger.info("%s #%d: %s", trial.category, trial.id, record["outcome"])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    save_jpeg(out / "real_test.jpg", grid(panels))
+    # JPEG: a page of 24 photos is several MB as PNG.
+    save(out / "real_test.jpg", grid(panels), (cv2.IMWRITE_JPEG_QUALITY, 88))
     summary = {"matcher": m.name, "threshold": threshold, "seed": args.seed, "trials": records}
     (out / "real_test.json").write_text(json.dumps(summary, indent=1) + "\n")
     logger.info("real-photo gallery written to %s/real_test.jpg", out)
