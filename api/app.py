@@ -29,7 +29,6 @@ from api.routes import catalog, health, match, metrics, openapi, search, web
 from api.settings import resolve_config
 from api.state import EXTENSION, Services
 from api.validation import Limits
-from matcher.errors import ConfigError
 from matcher.images import ImageLimits
 
 logger = logging.getLogger(__name__)
@@ -193,13 +192,12 @@ def load_matchers(
 
 
 def _load_matcher(recipe: str | None, weights: str | None, device: str) -> Any:
-    loaded = matcher.load(recipe, weights, device=device)
-    if matcher.runs_untrained(loaded, weights):
-        raise ConfigError(
-            f"recipe {loaded.name!r} needs trained weights: give its weights file "
-            "(WEIGHTS, or name=weights in EXTRA_RECIPES)"
-        )
-    return loaded
+    return matcher.load_trained(
+        recipe,
+        weights,
+        device=device,
+        hint="give its weights file (WEIGHTS, or name=weights in EXTRA_RECIPES)",
+    )
 
 
 def open_catalog(path: str | os.PathLike, *, matcher: Any, create: bool) -> Any:

@@ -181,13 +181,13 @@ def _load_matcher(args: argparse.Namespace):
     if weights is not None and not os.path.isfile(weights):
         raise UsageError(f"weights file {weights!r} does not exist")
     recipe = args.recipe or (None if weights else DEFAULT_RECIPE)
-    m = matcher.load(recipe, weights, device=args.device, overrides=args.overrides or None)
-    if matcher.runs_untrained(m, weights):
-        raise UsageError(
-            f"recipe {m.name!r} needs trained weights: pass --weights FILE (a published "
-            "checkpoint of that model or a siammatch checkpoint)"
-        )
-    return m
+    return matcher.load_trained(
+        recipe,
+        weights,
+        device=args.device,
+        overrides=args.overrides or None,
+        hint="pass --weights FILE (a published checkpoint of that model or a siammatch checkpoint)",
+    )
 
 
 # -- match ------------------------------------------------------------------------------

@@ -217,7 +217,7 @@ def cmd_coco_oneshot(args: argparse.Namespace) -> int:
             detections.write(args.export_detections)
         source = {
             "kind": "matcher",
-            "recipe": getattr(matcher_obj, "name", args.recipe),
+            "recipe": matcher_obj.name,
             "weights": args.weights,
             "device": args.device,
             "overrides": list(args.overrides),
@@ -274,25 +274,26 @@ def _write_json(path: str, payload: Any) -> None:
 
 def _load_matcher(args: argparse.Namespace) -> Any:
     import matcher
-    from matcher.errors import InvalidArgumentError
 
-    m = matcher.load(
-        args.recipe, args.weights, device=args.device, overrides=args.overrides or None
+    return matcher.load_trained(
+        args.recipe,
+        args.weights,
+        device=args.device,
+        overrides=args.overrides or None,
+        hint="pass --weights FILE",
     )
-    if matcher.runs_untrained(m, args.weights):
-        raise InvalidArgumentError(
-            f"recipe {getattr(m, 'name', args.recipe)!r} needs trained weights: pass --weights FILE"
-        )
-    return m
 
 
 def _recipe_threshold(m: Any) -> float:
-    """The matcher's own match-mode score threshold, or :data:`DEFAULT_THRESHOLD`."""
-    try:
-        return float(m.recipe.inference.match.score_threshold)
-    except (AttributeError, TypeError, ValueError):
-        logger.info("matcher has no recipe match threshold; using %s", DEFAULT_THRESHOLD)
+    """The matcher's own operating threshold
+    (:func:`api.cli_eval_pairs.operating_threshold`), or :data:`DEFAULT_THRESHOLD`."""
+    from api.cli_eval_pairs import operating_threshold
+
+    threshold = operating_threshold(m)
+    if threshold is None:
+        logger.info("matcher has no operating threshold; using %s", DEFAULT_THRESHOLD)
         return DEFAULT_THRESHOLD
+    return threshold
 
 
 # -- pairs ------------------------------------------------------------------------------

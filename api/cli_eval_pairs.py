@@ -244,11 +244,8 @@ def _cmd_eval_pairs_synthetic(args: argparse.Namespace) -> int:
 
 
 def operating_threshold(m: Any) -> float | None:
-    """The operating score threshold of a matcher (baseline or Siamese), if known."""
-    params = getattr(m, "params", None)
-    if params is not None:
-        return float(params.score_threshold)
-    recipe = getattr(m, "recipe", None)
-    if recipe is not None:
-        return float(recipe.inference.match.score_threshold)
-    return None
+    """The operating score threshold of a matcher (:attr:`matcher.Matcher.score_threshold`;
+    ``None`` for an object that is not a matcher)."""
+    from matcher.interface import Matcher
+
+    return float(m.score_threshold) if isinstance(m, Matcher) else None

@@ -73,13 +73,7 @@ class Services:
 
     def default_max_instances(self, recipe: str) -> int:
         """The recipe's own ``max_instances``, within the service's cap."""
-        m = self.matchers[recipe]
-        recipe_obj = getattr(m, "recipe", None)
-        if recipe_obj is not None:  # Siamese matchers and the detector
-            own = recipe_obj.inference.match.max_instances
-        else:  # classical baselines keep their settings in ``params``
-            own = m.params.max_instances
-        return max(1, min(int(own), self.limits.max_instances))
+        return max(1, min(self.matchers[recipe].max_instances, self.limits.max_instances))
 
 
 def current_services() -> Services:

@@ -14,6 +14,7 @@ from matcher.builder import (
     FAMILIES,
     build,
     load,
+    load_trained,
     resolve_device,
     runs_untrained,
     shipped_weights,
@@ -39,6 +40,7 @@ from matcher.inference import (  # noqa: F401 - tracker registrations
     siamfc_tracker,
     siamfcpp_tracker,
 )
+from matcher.interface import Matcher
 from matcher.recipes import list_recipes, load_recipe
 from matcher.siamese_matcher import ReferenceFeatures, SiameseMatcher
 from matcher.structures import Instance, MatchResult, Reference
@@ -57,6 +59,7 @@ __all__ = [
     "InvalidBoxError",
     "InvalidImageError",
     "MatchResult",
+    "Matcher",
     "ProductNotFoundError",
     "Recipe",
     "Reference",
@@ -69,6 +72,7 @@ __all__ = [
     "load",
     "load_image",
     "load_recipe",
+    "load_trained",
     "parse_box",
     "resolve_device",
     "runs_untrained",

@@ -22,6 +22,7 @@ from matcher.inference.decode import AnchorDecoder, ResponseDecoder
 from matcher.inference.instance_masks import InstanceMasker, MaskGeometry
 from matcher.inference.point_decoder import PointDecoder
 from matcher.inference.verify import Verifier
+from matcher.interface import Matcher
 from matcher.models.builders import (
     build_siam_mask_rcnn_net,
     build_siamese_net,
@@ -164,7 +165,7 @@ def build(
     *,
     device: str | torch.device = "cpu",
     overrides: list[str] | None = None,
-) -> Any:
+) -> Matcher:
     """A matcher with freshly initialised (untrained) weights.
 
     Args:
@@ -193,13 +194,37 @@ def runs_untrained(m: Any, weights: str | os.PathLike | None) -> bool:
     return callable(parameters) and any(p.numel() for p in parameters())
 
 
+def load_trained(
+    recipe: str | os.PathLike | Recipe | None = None,
+    weights: str | os.PathLike | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    overrides: list[str] | None = None,
+    hint: str = "give its weights file",
+) -> Matcher:
+    """:func:`load`, refusing a matcher that would run untrained (:func:`runs_untrained`):
+    what every user-facing path (service, CLI, evaluation) loads.
+
+    Args:
+        hint: how the caller's user gives weights (ends the error message).
+
+    Raises:
+        ConfigError: the recipe has learnable parameters and neither ``weights`` nor
+            shipped weights; and everything :func:`load` raises.
+    """
+    m = load(recipe, weights, device=device, overrides=overrides)
+    if runs_untrained(m, weights):
+        raise ConfigError(f"recipe {m.name!r} needs trained weights: {hint}")
+    return m
+
+
 def load(
     recipe: str | os.PathLike | Recipe | None = None,
     weights: str | os.PathLike | None = None,
     *,
     device: str | torch.device = "cpu",
     overrides: list[str] | None = None,
-) -> Any:
+) -> Matcher:
     """Build a matcher and load its weights.
 
     Args:

@@ -22,6 +22,7 @@ from matcher.config import Recipe
 from matcher.errors import InvalidArgumentError, NoTrackingModeError
 from matcher.images import ImageLike, load_image, resolve_match_limits
 from matcher.inference.reference_crop import reference_crop
+from matcher.interface import RecipeMatcher
 from matcher.masks import largest_contour_polygon
 from matcher.models.siam_mask_rcnn import SiamMaskRCNN, paste_masks
 from matcher.structures import Instance, MatchResult, Reference
@@ -51,7 +52,7 @@ class DetectionReferenceFeatures:
     reference_id: str | None = None
 
 
-class SiamMaskRCNNMatcher:
+class SiamMaskRCNNMatcher(RecipeMatcher):
     """Few-shot instance detection and segmentation with one Siamese Mask R-CNN recipe.
 
     Args:
@@ -78,9 +79,9 @@ class SiamMaskRCNNMatcher:
         self.mask_threshold = mask_threshold
 
     @property
-    def name(self) -> str:
-        """The recipe name."""
-        return self.recipe.name
+    def kind(self) -> str:
+        """Always ``"detector"``."""
+        return "detector"
 
     # -- references ----------------------------------------------------------------------
 
@@ -132,35 +133,6 @@ class SiamMaskRCNNMatcher:
 
     # -- match mode ----------------------------------------------------------------------
 
-    def match(
-        self,
-        reference: Reference | Sequence[Reference] | DetectionReferenceFeatures,
-        scene: ImageLike,
-        *,
-        max_instances: int | None = None,
-        score_threshold: float | None = None,
-    ) -> MatchResult:
-        """Find every instance of ``reference`` in ``scene``, each with its mask.
-
-        Args:
-            reference: a :class:`Reference`, several photos of one product (k-shot), or
-                an :meth:`encode_reference` output.
-            scene: any image :func:`matcher.images.load_image` reads.
-            max_instances: cap on returned instances (recipe default if ``None``).
-            score_threshold: minimum score (recipe default if ``None``).
-
-        Returns:
-            The instances, best first: boxes in scene pixels, ``HxW`` bool masks in scene
-            coordinates and outline polygons.
-
-        Raises:
-            InvalidImageError: the scene cannot be read.
-            InvalidArgumentError: a bad reference, ``max_instances`` or ``score_threshold``.
-        """
-        return self.match_many(
-            [reference], scene, max_instances=max_instances, score_threshold=score_threshold
-        )[0]
-
     def match_many(
         self,
         references: Sequence[Reference | Sequence[Reference] | DetectionReferenceFeatures],
@@ -170,6 +142,10 @@ class SiamMaskRCNNMatcher:
         score_threshold: float | None = None,
     ) -> list[MatchResult]:
         """:meth:`match` for several references with one pass of the scene's backbone.
+
+        A reference may be a :class:`Reference`, several photos of one product (k-shot) or
+        an :meth:`encode_reference` output; every instance found comes with its ``HxW``
+        bool mask in scene coordinates and its outline polygon.
 
         Returns:
             One :class:`MatchResult` per reference, in order.

@@ -37,6 +37,7 @@ from matcher.inference.ncc import NccQuery, NccReference, NccScene, NccVerifier
 from matcher.inference.pyramid import Geometry
 from matcher.inference.tracking import TRACKERS, Tracker, crops_to_tensor, to_model_order
 from matcher.inference.verify import Verifier
+from matcher.interface import RecipeMatcher
 from matcher.structures import Instance, MatchResult, Reference
 
 logger = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class ReferenceFeatures:
     ncc: NccReference | None = None
 
 
-class SiameseMatcher:
+class SiameseMatcher(RecipeMatcher):
     """Match mode and tracking mode of one Siamese recipe.
 
     Args:
@@ -125,10 +126,12 @@ class SiameseMatcher:
             offset=score_offset(model),
         )
 
+    tracks = True
+
     @property
-    def name(self) -> str:
-        """The recipe name."""
-        return self.recipe.name
+    def kind(self) -> str:
+        """Always ``"siamese"``."""
+        return "siamese"
 
     # -- references ----------------------------------------------------------------------
 
@@ -196,41 +199,6 @@ class SiameseMatcher:
 
     # -- match mode ----------------------------------------------------------------------
 
-    def match(
-        self,
-        reference: Reference | ReferenceFeatures,
-        scene: ImageLike,
-        *,
-        max_instances: int | None = None,
-        score_threshold: float | None = None,
-        distractor_aware: bool = False,
-    ) -> MatchResult:
-        """Find every instance of ``reference`` in ``scene``.
-
-        Args:
-            reference: a :class:`Reference` or its :meth:`encode_reference` output.
-            scene: any image :func:`matcher.images.load_image` reads.
-            max_instances: cap on returned instances (recipe default if ``None``).
-            score_threshold: minimum score (recipe default if ``None``).
-            distractor_aware: also compare candidates with each other and down-weight those
-                that look more like another candidate than like the reference (shelves of
-                near-identical look-alikes); costs one crop pass per candidate.
-
-        Returns:
-            The instances, best first, boxes in scene pixels.
-
-        Raises:
-            InvalidImageError: the scene cannot be read.
-            InvalidArgumentError: ``max_instances`` or ``score_threshold`` out of range.
-        """
-        return self.match_many(
-            [reference],
-            scene,
-            max_instances=max_instances,
-            score_threshold=score_threshold,
-            distractor_aware=distractor_aware,
-        )[0]
-
     def match_many(
         self,
         references: Sequence[Reference | ReferenceFeatures],
@@ -241,6 +209,14 @@ class SiameseMatcher:
         distractor_aware: bool = False,
     ) -> list[MatchResult]:
         """:meth:`match` for several references with one pass of the scene's backbone.
+
+        Args:
+            references: :class:`Reference` objects or :meth:`encode_reference` outputs.
+            scene: any image :func:`matcher.images.load_image` reads.
+            max_instances / score_threshold: as for :meth:`Matcher.match`.
+            distractor_aware: also compare candidates with each other and down-weight those
+                that look more like another candidate than like the reference (shelves of
+                near-identical look-alikes); costs one crop pass per candidate.
 
         Returns:
             One :class:`MatchResult` per reference, in order.

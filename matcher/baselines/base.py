@@ -24,8 +24,9 @@ import numpy as np
 import torch
 import yaml
 
-from matcher.errors import ConfigError, InvalidArgumentError
+from matcher.errors import ConfigError, InvalidArgumentError, NoTrackingModeError
 from matcher.images import ImageLike, load_image, resolve_match_limits
+from matcher.interface import Matcher
 from matcher.structures import Instance, MatchResult, Reference, plain_background
 
 #: Most instances a single call may ask for (as for the Siamese matchers).
@@ -160,7 +161,7 @@ def foreground_mask(
     return mask
 
 
-class BaselineMatcher(abc.ABC):
+class BaselineMatcher(Matcher):
     """Common face of the classical matchers: validation, ``match`` and no tracking.
 
     Subclasses set :attr:`name` and :attr:`features_type` (a frozen dataclass with
@@ -183,36 +184,24 @@ class BaselineMatcher(abc.ABC):
         self.device = torch.device("cpu")
         self.net = torch.nn.Module()  # no learned parameters
 
+    @property
+    def kind(self) -> str:
+        """Always ``"baseline"``."""
+        return "baseline"
+
+    @property
+    def score_threshold(self) -> float:
+        """``params.score_threshold``."""
+        return float(self.params.score_threshold)
+
+    @property
+    def max_instances(self) -> int:
+        """``params.max_instances``."""
+        return int(self.params.max_instances)
+
     @abc.abstractmethod
     def encode_reference(self, reference: Reference) -> Any:
         """Prepare a reference once for any number of ``match`` calls."""
-
-    def match(
-        self,
-        reference: Any,
-        scene: ImageLike,
-        *,
-        max_instances: int | None = None,
-        score_threshold: float | None = None,
-    ) -> MatchResult:
-        """Find every instance of ``reference`` in ``scene``.
-
-        Args:
-            reference: a :class:`Reference` or this matcher's ``encode_reference`` output.
-            scene: any image :func:`matcher.images.load_image` reads.
-            max_instances: cap on returned instances (the baseline's default if ``None``).
-            score_threshold: minimum score in ``[0, 1]`` (the baseline's default if ``None``).
-
-        Returns:
-            The instances, best first, boxes in scene pixels.
-
-        Raises:
-            InvalidImageError: the scene cannot be read.
-            InvalidArgumentError: a bad reference, ``max_instances`` or ``score_threshold``.
-        """
-        return self.match_many(
-            [reference], scene, max_instances=max_instances, score_threshold=score_threshold
-        )[0]
 
     def match_many(
         self,
@@ -251,9 +240,9 @@ class BaselineMatcher(abc.ABC):
         """Baselines have no tracking mode.
 
         Raises:
-            InvalidArgumentError: always.
+            NoTrackingModeError: always.
         """
-        raise InvalidArgumentError(
+        raise NoTrackingModeError(
             f"{self.name} is a classical matcher without a tracking mode; track with a "
             "Siamese recipe"
         )
