@@ -18,8 +18,10 @@ class DataSourceConfig:
     Attributes:
         kind: ``coco`` (any COCO-format detection/segmentation set), ``synth`` (this
             project's generator output, a COCO set with catalog photos; generated on
-            first use when ``root`` does not exist), ``got10k``, ``lasot`` or ``vid``
-            (video datasets in those layouts).
+            first use when ``root`` does not exist), ``real`` (product artwork and
+            backgrounds from the train-split photographs of the real-photo set, in the
+            synth layout, generated likewise: :mod:`trainers.data.real_artwork`),
+            ``got10k``, ``lasot`` or ``vid`` (video datasets in those layouts).
         root: dataset folder (COCO: the images folder).
         annotations: COCO annotation JSON (absolute, or relative to ``root``; synth:
             ``annotations.json``).
@@ -30,11 +32,11 @@ class DataSourceConfig:
             images), ``catalog`` (synth: the product's catalog photo as reference, a scene
             instance as search — the deployment case).
         max_gap: video pairs are at most this many frames apart.
-        products / scenes / seed: synth only, the dataset generated when ``root`` is
-            missing.
+        products / scenes / seed: synth and real (``scenes`` and ``seed`` only), the
+            dataset generated when ``root`` is missing.
     """
 
-    kind: Literal["coco", "synth", "got10k", "lasot", "vid"]
+    kind: Literal["coco", "synth", "real", "got10k", "lasot", "vid"]
     root: str
     annotations: str = ""
     split: str = "train"
@@ -58,6 +60,9 @@ class AugmentConfig:
         flip: probability of a horizontal flip (template and search independently).
         color: strength of the colour (PCA) jitter (0 disables).
         gray: probability of turning both crops grey.
+        relight: probability of another light on the search crop (brightness, contrast,
+            colour temperature, shadow; :class:`trainers.augment.Relight`).
+        jpeg: probability of a low-quality JPEG re-encoding of the search crop.
     """
 
     template_shift: float = 4.0
@@ -69,6 +74,8 @@ class AugmentConfig:
     flip: float = 0.0
     color: float = 1.0
     gray: float = 0.0
+    relight: float = 0.0
+    jpeg: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,12 @@ flip moves the boxes and the mask with the pixels:
 * **blur** (probability ``blur``): Gaussian blur of the search crop, sigma ``U(0.5, 3)``.
 * **motion blur** (probability ``motion_blur``): :class:`MotionBlur` of the search crop, a
   line kernel of random angle and length.
+* **relight** (probability ``relight``): :class:`Relight` of the search crop, the light of
+  another room: brightness, contrast, colour temperature and a shadow gradient (what a
+  photograph of a shelf does to a product's catalog colours; the PCA jitter above moves
+  them by a few grey levels only).
+* **JPEG** (probability ``jpeg``): :class:`Jpeg` re-encodes the search crop at a low
+  quality (blocks and smeared chroma of a phone upload), after any blur.
 * **flip** (probability ``flip``): horizontal flip, template and search independently.
 
 Randomness comes from torch's generator, forked and seeded per call
@@ -134,6 +140,89 @@ class MotionBlur(v2.Transform):
         return tv_tensors.wrap(torch.from_numpy(out).permute(2, 0, 1).contiguous(), like=inpt)
 
 
+class Relight(v2.Transform):
+    """Another light on the whole crop: ``((x - 128) * contrast + 128) * gain``, the red
+    channel times ``1 + warmth`` and the blue one times ``1 - warmth``, then a linear
+    shadow across the crop, from full light down to ``floor`` of it.
+
+    Drawn per call: ``gain`` log-uniform in ``gain``, ``contrast``, ``warmth`` (either
+    sign) and ``floor`` uniform in their ranges, the shadow's direction uniform. Only
+    images change; boxes and masks pass through.
+    """
+
+    _transformed_types = (tv_tensors.Image,)
+
+    def __init__(
+        self,
+        gain: tuple[float, float] = (0.5, 1.6),
+        contrast: tuple[float, float] = (0.6, 1.4),
+        warmth: float = 0.25,
+        floor: tuple[float, float] = (0.45, 1.0),
+    ) -> None:
+        super().__init__()
+        if not (0 < gain[0] <= gain[1] and 0 < contrast[0] <= contrast[1]):
+            raise InvalidArgumentError(f"relight gain {gain} and contrast {contrast} must be > 0")
+        if not (0 <= warmth < 1 and 0 <= floor[0] <= floor[1] <= 1):
+            raise InvalidArgumentError(
+                f"relight warmth {warmth} must be in [0, 1) and floor {floor} in [0, 1]"
+            )
+        self.gain, self.contrast, self.warmth, self.floor = gain, contrast, warmth, floor
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        u = torch.rand(5).tolist()
+        lo, hi = math.log(self.gain[0]), math.log(self.gain[1])
+        return {
+            "gain": math.exp(lo + (hi - lo) * u[0]),
+            "contrast": self.contrast[0] + (self.contrast[1] - self.contrast[0]) * u[1],
+            "warmth": self.warmth * (2 * u[2] - 1),
+            "floor": self.floor[0] + (self.floor[1] - self.floor[0]) * u[3],
+            "angle": 2 * math.pi * u[4],
+        }
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if inpt.dtype != torch.uint8 or inpt.ndim != 3 or inpt.shape[0] != 3:
+            raise InvalidArgumentError("Relight expects (3, H, W) uint8 images")
+        _, height, width = inpt.shape
+        out = ((inpt.float() - 128.0) * params["contrast"] + 128.0) * params["gain"]
+        w = params["warmth"]
+        out = out * torch.tensor([1.0 + w, 1.0, 1.0 - w]).view(3, 1, 1)
+        ys = torch.arange(height, dtype=torch.float32).view(-1, 1) - (height - 1) / 2
+        xs = torch.arange(width, dtype=torch.float32).view(1, -1) - (width - 1) / 2
+        along = (xs * math.cos(params["angle"]) + ys * math.sin(params["angle"])) / max(
+            height, width
+        )
+        ramp = (0.5 + along).clamp(0.0, 1.0)
+        out = out * (1.0 - (1.0 - params["floor"]) * ramp)
+        return tv_tensors.wrap(out.round_().clamp_(0, 255).to(torch.uint8), like=inpt)
+
+
+class Jpeg(v2.Transform):
+    """JPEG re-encoding (OpenCV, 4:2:0 chroma) at a quality drawn uniformly from
+    ``quality``. Only images change."""
+
+    _transformed_types = (tv_tensors.Image,)
+
+    def __init__(self, quality: tuple[int, int] = (10, 40)) -> None:
+        super().__init__()
+        if not 1 <= quality[0] <= quality[1] <= 100:
+            raise InvalidArgumentError(f"JPEG quality range {quality} must lie in [1, 100]")
+        self.quality = (int(quality[0]), int(quality[1]))
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        lo, hi = self.quality
+        return {"quality": lo + int(torch.randint(hi - lo + 1, ()))}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if inpt.dtype != torch.uint8 or inpt.ndim != 3 or inpt.shape[0] != 3:
+            raise InvalidArgumentError("Jpeg expects (3, H, W) uint8 images")
+        bgr = cv2.cvtColor(inpt.permute(1, 2, 0).contiguous().numpy(), cv2.COLOR_RGB2BGR)
+        ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, params["quality"]])
+        if not ok:  # pragma: no cover - OpenCV encodes any uint8 image
+            raise InvalidArgumentError("JPEG encoding failed")
+        rgb = cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        return tv_tensors.wrap(torch.from_numpy(rgb).permute(2, 0, 1).contiguous(), like=inpt)
+
+
 @contextmanager
 def one_torch_thread() -> Iterator[None]:
     """Run torch single-threaded inside the block, then restore the thread count.
@@ -169,6 +258,8 @@ class PairAugment:
         flip: probability of a horizontal flip, drawn for each crop independently.
         color: strength of the PCA colour jitter (0 disables it).
         gray: probability of turning both crops grey.
+        relight: probability of a :class:`Relight` of the search crop.
+        jpeg: probability of a :class:`Jpeg` re-encoding of the search crop.
         blur_sigma: range of the Gaussian blur's sigma, search pixels.
         motion_length: range of the motion-blur line length, search pixels.
 
@@ -184,6 +275,8 @@ class PairAugment:
         flip: float = 0.0,
         color: float = 0.0,
         gray: float = 0.0,
+        relight: float = 0.0,
+        jpeg: float = 0.0,
         blur_sigma: tuple[float, float] = (0.5, 3.0),
         motion_length: tuple[int, int] = (5, 21),
     ) -> None:
@@ -191,6 +284,8 @@ class PairAugment:
         self.motion_blur = _probability("motion_blur", motion_blur)
         self.flip = _probability("flip", flip)
         self.gray = _probability("gray", gray)
+        self.relight = _probability("relight", relight)
+        self.jpeg = _probability("jpeg", jpeg)
         if color < 0 or math.isnan(color):
             raise InvalidArgumentError(f"color must be >= 0, got {color}")
         self.color = float(color)
@@ -200,8 +295,10 @@ class PairAugment:
         self._search = v2.Compose(
             [
                 *colour,
+                v2.RandomApply([Relight()], p=self.relight),
                 v2.RandomApply([v2.GaussianBlur(kernel, sigma=blur_sigma)], p=self.blur),
                 v2.RandomApply([MotionBlur(*motion_length)], p=self.motion_blur),
+                v2.RandomApply([Jpeg()], p=self.jpeg),
                 v2.RandomHorizontalFlip(self.flip),
             ]
         )
@@ -210,7 +307,8 @@ class PairAugment:
     @property
     def is_identity(self) -> bool:
         """Whether every augmentation is off (the crops pass through unchanged)."""
-        return self.color == 0 and max(self.blur, self.motion_blur, self.flip, self.gray) == 0
+        probabilities = (self.blur, self.motion_blur, self.flip, self.gray, self.relight, self.jpeg)
+        return self.color == 0 and max(probabilities) == 0
 
     def __call__(
         self, template: TemplateCrop, search: SearchCrop, *, seed: int

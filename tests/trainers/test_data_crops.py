@@ -14,7 +14,7 @@ from torchvision import tv_tensors
 from matcher.errors import InvalidArgumentError
 from tests.trainers.data_layouts import box_iou as iou
 from tests.trainers.data_layouts import bright, draw, mask_iou, region_box
-from trainers.augment import MotionBlur, PairAugment, PcaColor, line_kernel
+from trainers.augment import Jpeg, MotionBlur, PairAugment, PcaColor, Relight, line_kernel
 from trainers.data.crops import (
     context_side,
     crop_matrix,
@@ -203,10 +203,55 @@ def test_pca_colour_offsets_channels_and_motion_blur_keeps_geometry():
     assert blurred.shape == stripe.shape and not torch.equal(blurred, stripe)
 
 
+def test_relight_changes_light_colour_temperature_and_shadow_as_drawn():
+    grey = tv_tensors.Image(torch.full((3, 8, 40), 100, dtype=torch.uint8))
+    relight = Relight()
+    flat = {"gain": 1.5, "contrast": 1.0, "warmth": 0.2, "floor": 1.0, "angle": 0.0}
+    out = relight.transform(grey, flat)
+    assert out[:, 0, 0].tolist() == [180, 150, 120]  # 100 * 1.5 * (1.2, 1, 0.8)
+    assert (out == out[:, :1, :1]).all()  # no shadow at floor 1
+    shadow = dict(flat, gain=1.0, warmth=0.0, floor=0.5)  # darker towards +x
+    column = relight.transform(grey, shadow)[1, 0].float()
+    assert column[0] > column[-1] >= 50 and (column.diff() <= 0).all()
+    contrast = dict(flat, gain=1.0, warmth=0.0, contrast=0.5)
+    assert relight.transform(grey, contrast)[1, 0, 0] == 114  # (100 - 128) / 2 + 128
+    torch.manual_seed(0)
+    draws = [relight.make_params([]) for _ in range(200)]
+    assert min(d["gain"] for d in draws) >= 0.5 and max(d["gain"] for d in draws) <= 1.6
+    assert min(d["warmth"] for d in draws) < -0.1 and max(d["warmth"] for d in draws) > 0.1
+
+
+def test_jpeg_reencodes_at_the_drawn_quality():
+    rng = np.random.default_rng(0)
+    noisy = tv_tensors.Image(torch.from_numpy(rng.integers(0, 256, (3, 48, 64), dtype=np.uint8)))
+    low = Jpeg((10, 10))(noisy)
+    high = Jpeg((95, 95))(noisy)
+    assert low.shape == noisy.shape and low.dtype == torch.uint8
+    error = [float((x.float() - noisy.float()).abs().mean()) for x in (low, high)]
+    assert error[0] > error[1] > 0  # lower quality, larger error
+    with pytest.raises(InvalidArgumentError):
+        Jpeg((50, 10))
+
+
+def test_relight_and_jpeg_touch_only_the_search_pixels():
+    template, search = _pair(3)
+    (t_img, t_box), (s_img, s_box, s_mask) = PairAugment(relight=1.0, jpeg=1.0, color=0.0)(
+        template, search, seed=3
+    )
+    assert torch.equal(t_img, template[0]) and torch.equal(t_box, template[1])
+    assert torch.equal(s_box, search[1]) and torch.equal(s_mask, search[2])
+    assert not torch.equal(s_img, search[0])
+    assert not PairAugment(jpeg=0.5).is_identity and not PairAugment(relight=0.5).is_identity
+
+
 def test_bad_settings_raise():
     with pytest.raises(InvalidArgumentError):
         PairAugment(flip=1.5)
     with pytest.raises(InvalidArgumentError):
         PairAugment(color=-1.0)
+    with pytest.raises(InvalidArgumentError):
+        PairAugment(relight=2.0)
+    with pytest.raises(InvalidArgumentError):
+        PairAugment(jpeg=-0.1)
     with pytest.raises(InvalidArgumentError):
         MotionBlur(9, 3)

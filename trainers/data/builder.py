@@ -140,6 +140,8 @@ def build_pair_dataset(
                 flip=aug.flip,
                 color=aug.color,
                 gray=aug.gray,
+                relight=aug.relight,
+                jpeg=aug.jpeg,
             ),
             **geometry,
         )
@@ -148,7 +150,7 @@ def build_pair_dataset(
 
 
 def _check_augment(aug: AugmentConfig) -> None:
-    for name in ("blur", "motion_blur", "flip", "gray"):
+    for name in ("blur", "motion_blur", "flip", "gray", "relight", "jpeg"):
         value = getattr(aug, name)
         if not 0.0 <= value <= 1.0:
             raise ConfigError(f"train.augment.{name} must be a probability in [0, 1], got {value}")
@@ -180,8 +182,12 @@ def build_source(cfg: DataSourceConfig, *, index: int, name: str, workers: int =
     make = _KINDS.get(cfg.kind)
     if make is None:
         raise ConfigError(f"{name}: unknown kind {cfg.kind!r}; valid kinds: {', '.join(_KINDS)}")
-    if cfg.kind not in ("coco", "synth") and cfg.pair_mode != "instance":
-        raise ConfigError(f"{name}: pair_mode {cfg.pair_mode!r} applies to coco/synth sources only")
+    if cfg.kind == "real" and cfg.pair_mode != "catalog":
+        raise ConfigError(f"{name}: kind 'real' gives catalog pairs only (pair_mode: catalog)")
+    if cfg.kind not in ("coco", "synth", "real") and cfg.pair_mode != "instance":
+        raise ConfigError(
+            f"{name}: pair_mode {cfg.pair_mode!r} applies to coco/synth/real sources only"
+        )
     return make(cfg, index, name, workers)
 
 
@@ -211,9 +217,12 @@ def coco_files(cfg: DataSourceConfig, *, name: str, workers: int = 1) -> CocoFil
     Raises:
         ConfigError: another kind, a missing folder or file, or a corrupt annotation set.
     """
-    if cfg.kind == "synth":
+    if cfg.kind in ("synth", "real"):
         root = Path(cfg.root).expanduser().absolute()
-        _ensure_synth(cfg, root, name=name, workers=workers)
+        if cfg.kind == "synth":
+            _ensure_synth(cfg, root, name=name, workers=workers)
+        else:
+            _ensure_real_artwork(cfg, root, name=name)
         path = root / (cfg.annotations or "annotations.json")
         document = load_coco_json(path, name=name)
         info = document.get("info") if isinstance(document.get("info"), dict) else {}
@@ -271,6 +280,29 @@ def _ensure_synth(cfg: DataSourceConfig, root: Path, *, name: str, workers: int)
             raise ConfigError(f"{name}: cannot generate the synthetic set: {exc}") from exc
 
 
+def _ensure_real_artwork(cfg: DataSourceConfig, root: Path, *, name: str) -> None:
+    """Generate the real-artwork set at ``root`` unless it exists (once across processes;
+    :mod:`trainers.data.real_artwork`, ``cfg.scenes`` scenes from ``cfg.seed``)."""
+    if root.exists():
+        return
+    from trainers.data.real_artwork import generate_real_artwork
+
+    with _folder_lock(root.parent):
+        if root.exists():
+            return
+        logger.info(
+            "%s: %s does not exist; generating a real-artwork set (%d scenes, seed %d)",
+            name,
+            root,
+            cfg.scenes,
+            cfg.seed,
+        )
+        try:
+            generate_real_artwork(root, num_scenes=cfg.scenes, seed=cfg.seed)
+        except InvalidArgumentError as exc:
+            raise ConfigError(f"{name}: cannot generate the real-artwork set: {exc}") from exc
+
+
 @contextmanager
 def _folder_lock(folder: Path):
     """An exclusive ``flock`` on a folder (created if needed), released on exit."""
@@ -305,6 +337,7 @@ def _vid(cfg: DataSourceConfig, index: int, name: str, workers: int) -> PairSour
 _KINDS: dict[str, Callable[[DataSourceConfig, int, str, int], PairSource]] = {
     "coco": _coco,
     "synth": _coco,
+    "real": _coco,
     "got10k": _got10k,
     "lasot": _lasot,
     "vid": _vid,

@@ -8,8 +8,9 @@ Three pair modes:
   occur in a single image give no positives, but still serve as search objects).
 * ``catalog`` — a product set (a top-level ``"products"`` list with a ``catalog`` photo
   per product, as the synthetic generator writes): the product's catalog photo is the
-  reference (its box is the foreground on the plain background, or the whole photo) and a
-  scene instance of that product the search.
+  reference (its box is the product's ``catalog_box`` when given, else the foreground on
+  the plain background, or the whole photo) and a scene instance of that product the
+  search.
 
 Crowd annotations (``iscrowd = 1``; the synthetic set marks instances less than 25 %
 visible so), annotations without a valid box, and boxes with a side below
@@ -172,6 +173,11 @@ class CocoSource(PairSource):
             products = document.get("products") or []
             family = {int(p["id"]): p.get("family_id", p.get("family")) for p in products}
             catalog = {int(p["id"]): p.get("catalog") for p in products}
+            catalog_box = {
+                int(p["id"]): tuple(float(v) for v in p["catalog_box"])
+                for p in products
+                if p.get("catalog_box") is not None
+            }
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(
                 f"{name}: malformed COCO image/category/product record: {exc}"
@@ -226,6 +232,7 @@ class CocoSource(PairSource):
         self._group_members.pop(_NO_GROUP, None)
         self._cat_members = _members(self._cats)
         self._catalog: dict[int, str] = {}
+        self._catalog_box = {c: b for c, b in catalog_box.items() if len(b) == 4}
         self._catalog_group: dict[int, int] = {}
         if mode == "catalog":
             for cat, rel in catalog.items():
@@ -289,7 +296,7 @@ class CocoSource(PairSource):
         group = self._catalog_group.get(category, _NO_GROUP)
         return View(
             image=self._catalog[category],
-            box=None,
+            box=self._catalog_box.get(category),
             identity=(self.index, category),
             group=None if group == _NO_GROUP else group,
         )

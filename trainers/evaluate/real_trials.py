@@ -161,17 +161,20 @@ def _shape_lookalike(
 
 
 @dataclass
-class _Item:
+class SceneItem:
+    """A product to paste: its face, longer side (px), most tilt (degrees), what it is in
+    the trial (``"truth"`` or a distractor kind) and its photograph."""
+
     image: np.ndarray
     side: float
     tilt: float
-    tag: str  # "truth" or a distractor kind
+    tag: str
     source: str
 
 
-def _compose(
-    rng: np.random.Generator, library: Library, items: list[_Item], avoid: set[str]
-) -> tuple[np.ndarray, np.ndarray, list[tuple[_Item, rc.Pasted]], str]:
+def compose_scene(
+    rng: np.random.Generator, library: Library, items: list[SceneItem], avoid: set[str]
+) -> tuple[np.ndarray, np.ndarray, list[tuple[SceneItem, rc.Pasted]], str]:
     """Background from a photograph not in ``avoid``; every item pasted without overlap.
 
     Returns:
@@ -210,19 +213,20 @@ def _side(
     return float(min(rng.uniform(lo, hi), max(lo, 1.5 * native)))
 
 
-def _reference(image: np.ndarray) -> np.ndarray:
+def as_reference(image: np.ndarray) -> np.ndarray:
+    """A product face as a reference photo: at most :data:`REFERENCE_SIDE` px long."""
     if max(image.shape[:2]) > REFERENCE_SIDE:
         return rc.resize_longer(image, REFERENCE_SIDE)
     return image
 
 
 def _others(
-    rng: np.random.Generator, library: Library, avoid: set[str], count: int, items: list[_Item]
+    rng: np.random.Generator, library: Library, avoid: set[str], count: int, items: list[SceneItem]
 ) -> None:
     for _ in range(count):
         other = _pick(rng, library.products, kinds=("textured", "low_texture"), avoid=avoid)
         avoid.add(other.source)
-        items.append(_Item(other.image, _side(rng, other), 20.0, "other", other.source))
+        items.append(SceneItem(other.image, _side(rng, other), 20.0, "other", other.source))
 
 
 def render_trial(library: Library, category: str, index: int, *, seed: int) -> Rendered:
@@ -240,7 +244,7 @@ def render_trial(library: Library, category: str, index: int, *, seed: int) -> R
     if category == "two_view":
         return _two_view(library, index)
     products = library.products
-    items: list[_Item] = []
+    items: list[SceneItem] = []
     reference_image: np.ndarray
     if category in ("colour_lookalike", "absent_colour_lookalike"):
         target = _pick(
@@ -259,35 +263,35 @@ def render_trial(library: Library, category: str, index: int, *, seed: int) -> R
     reference_key = target.key
     mild = 15.0
     if category in ("perspective", "low_texture"):
-        items.append(_Item(target.image, _side(rng, target), 35.0, "truth", target.source))
+        items.append(SceneItem(target.image, _side(rng, target), 35.0, "truth", target.source))
     elif category in ("relight", "blur", "jpeg"):
-        items.append(_Item(target.image, _side(rng, target), mild, "truth", target.source))
+        items.append(SceneItem(target.image, _side(rng, target), mild, "truth", target.source))
     elif category == "small":
         side = rng.uniform(24.0, 48.0)
-        items.append(_Item(target.image, side, mild, "truth", target.source))
+        items.append(SceneItem(target.image, side, mild, "truth", target.source))
     elif category == "several":
         for _ in range(int(rng.integers(2, 5))):
             side = _side(rng, target, 60.0, 160.0)
-            items.append(_Item(target.image, side, 25.0, "truth", target.source))
+            items.append(SceneItem(target.image, side, 25.0, "truth", target.source))
     elif category == "colour_lookalike":
         turned = rc.hue_rotate(target.image, rc.lookalike_turn(rng))
-        items.append(_Item(target.image, _side(rng, target), mild, "truth", target.source))
-        items.append(_Item(turned, _side(rng, target), mild, "hue_rotated", target.source))
+        items.append(SceneItem(target.image, _side(rng, target), mild, "truth", target.source))
+        items.append(SceneItem(turned, _side(rng, target), mild, "hue_rotated", target.source))
     elif category == "absent_colour_lookalike":
         turn = rc.lookalike_turn(rng)
         reference_image = rc.hue_rotate(target.image, turn)
         reference_key = f"{target.key}@hue{round(turn / 2.0) * 2:+d}"
         items.append(
-            _Item(target.image, _side(rng, target), mild, "colour_original", target.source)
+            SceneItem(target.image, _side(rng, target), mild, "colour_original", target.source)
         )
     elif category == "absent_shape_lookalike":
         twin = _shape_lookalike(rng, products, target, avoid)
         avoid.add(twin.source)
-        items.append(_Item(twin.image, _side(rng, twin), mild, "shape_lookalike", twin.source))
+        items.append(SceneItem(twin.image, _side(rng, twin), mild, "shape_lookalike", twin.source))
     # "absent": nothing of the reference goes in
     extra = {"several": (0, 1), "absent": (1, 3)}.get(category, (0, 2))
     _others(rng, library, avoid, int(rng.integers(extra[0], extra[1] + 1)), items)
-    canvas, plate, pasted, bg_name = _compose(rng, library, items, avoid)
+    canvas, plate, pasted, bg_name = compose_scene(rng, library, items, avoid)
     scene, plate = _degrade(rng, category, canvas, plate)
     truth = [done for item, done in pasted if item.tag == "truth"]
     distractors = [
@@ -300,7 +304,7 @@ def render_trial(library: Library, category: str, index: int, *, seed: int) -> R
         plate=plate,
         scene_key=None,
         scene_source=bg_name,
-        reference=_reference(reference_image),
+        reference=as_reference(reference_image),
         reference_key=reference_key,
         reference_source=target.source,
         present=category not in ABSENT,
