@@ -260,28 +260,45 @@ class ScenePyramid:
         image: ``(H, W, C)`` float32 in the templates' channels.
         grey: ``(H, W)`` float32 grey levels.
         levels: rendered levels by scale, ``(image, grey)``.
+        fine: optional ``(h, w, 3)`` uint8 RGB original of which ``image`` is a
+            downscaled copy: enlarged levels are resampled from it, so they keep the detail
+            the downscaling removed (a small product is still a pattern, not a smear).
+        colour: the channels of ``image`` (needed to convert ``fine``).
     """
 
     image: np.ndarray
     grey: np.ndarray
     levels: dict[float, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    fine: np.ndarray | None = None
+    colour: bool = True
 
     @classmethod
-    def from_image(cls, image: np.ndarray, *, colour: bool) -> ScenePyramid:
-        """The pyramid of an ``(H, W, 3)`` uint8 RGB scene."""
+    def from_image(
+        cls, image: np.ndarray, *, colour: bool, fine: np.ndarray | None = None
+    ) -> ScenePyramid:
+        """The pyramid of an ``(H, W, 3)`` uint8 RGB scene; ``fine``, when given, is the
+        same scene at a higher resolution (the source of enlarged levels)."""
         data, grey = as_channels(image, colour=colour)
-        return cls(image=data, grey=grey)
+        if fine is not None and fine.shape[0] <= image.shape[0]:
+            fine = None
+        return cls(image=data, grey=grey, fine=fine, colour=colour)
 
     def level(self, scale: float) -> tuple[np.ndarray, np.ndarray]:
         """The scene resized by ``scale``: ``(image, grey)``, rendered once."""
         if scale not in self.levels:
             height, width = self.grey.shape
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-            image = cv2.resize(self.image, size, interpolation=interp)
+            if scale > 1 and self.fine is not None:
+                interp = cv2.INTER_AREA if size[1] < self.fine.shape[0] else cv2.INTER_LINEAR
+                image, grey = as_channels(
+                    cv2.resize(self.fine, size, interpolation=interp), colour=self.colour
+                )
+            else:
+                interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+                image = cv2.resize(self.image, size, interpolation=interp)
+                grey = cv2.resize(self.grey, size, interpolation=interp)
             if image.ndim == 2:
                 image = image[:, :, None]
-            grey = cv2.resize(self.grey, size, interpolation=interp)
             self.levels[scale] = (np.ascontiguousarray(image), grey)
         return self.levels[scale]
 

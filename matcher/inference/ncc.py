@@ -12,7 +12,10 @@ colour channels, flat windows scoring 0):
    ``template_side`` pixels, slides over a pyramid of the scene *downscaled* so its longer
    side is at most ``scene_side`` (products of ``min_object_fraction`` to
    ``max_object_fraction`` of the scene's shorter side); the best peaks at or above
-   ``min_score`` across levels, after NMS, are candidate boxes;
+   ``min_score`` across levels, after NMS, are candidate boxes. The range reaches down to
+   products of 5 % of the shorter side (24 px in a 640x480 photo), which no Siamese
+   pyramid level of the default searches; the levels that enlarge the downscaled scene are
+   resampled from the original photo, not from the downscaled copy;
 2. **candidate evidence** (the ``template`` feature of the calibration): for a candidate
    box, the reference resized to the box (its longer side ``box_side`` pixels, times each
    of ``scales``) is correlated with the box's neighbourhood (the box widened by
@@ -80,9 +83,9 @@ class NccParams:
     scene_side: int = 320
     template_side: int = 32
     scale_step: float = 1.2
-    min_object_fraction: float = 0.1
+    min_object_fraction: float = 0.05
     max_object_fraction: float = 1.0
-    max_upscale: float = 2.0
+    max_upscale: float = 2.5
     peaks_per_level: int = 5
     nms_iou: float = 0.3
     min_score: float = 0.5
@@ -179,7 +182,7 @@ class NccVerifier:
         if scale < 1.0:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-        pyramid = ScenePyramid.from_image(small, colour=p.colour)
+        pyramid = ScenePyramid.from_image(small, colour=p.colour, fine=image)
         exponents = level_exponents(
             pyramid.grey.shape,
             template_side=p.template_side,

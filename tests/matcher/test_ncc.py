@@ -15,7 +15,7 @@ from matcher.errors import ConfigError
 from matcher.inference.evidence import fuse_candidates, iou_matrix
 from matcher.inference.fusion import FEATURES, Calibration, colour_histogram
 from matcher.inference.geometric import GeometricVerifier
-from matcher.inference.ncc import NccQuery, NccVerifier
+from matcher.inference.ncc import NccParams, NccQuery, NccVerifier
 from matcher.structures import Reference
 from tests.helpers import clutter_scene, paste, product_image
 
@@ -81,6 +81,38 @@ def test_proposals_find_a_pasted_copy_at_another_scale():
     (box, score), *rest = found
     assert score > 0.8 and iou_matrix([box], [small])[0, 0] > 0.7
     assert all(s <= score for _, s in rest)
+
+
+def test_enlarged_levels_are_resampled_from_the_original_photo():
+    """A pattern finer than the downscaled copy can hold (2-pixel stripes, lost when the
+    scene is halved) comes back at the level that enlarges the copy to the original size."""
+    stripes = np.zeros((60, 80, 3), np.uint8)
+    stripes[:, ::2] = 255
+    halved = np.full((30, 40, 3), 128, np.uint8)  # what INTER_AREA makes of the stripes
+    assert ScenePyramid.from_image(halved, colour=True).level(2.0)[1].std() < 1.0
+    fine = ScenePyramid.from_image(halved, colour=True, fine=stripes)
+    image, grey = fine.level(2.0)
+    assert image.shape == (60, 80, 3) and grey.std() > 100.0
+    assert np.array_equal(grey, stripes[:, :, 0].astype(np.float32))
+    # levels that shrink the copy still come from the copy; a "fine" image that is not
+    # larger than the copy is ignored
+    assert fine.level(0.5)[1].std() < 1.0
+    assert ScenePyramid.from_image(halved, colour=True, fine=halved).fine is None
+
+
+def test_proposals_find_a_product_of_a_twentieth_of_the_shorter_side():
+    """27 px in a 640x480 photo (5.6 % of 480): below every level the Siamese pyramid of
+    the default searches, and below what the proposals searched before (10 %)."""
+    tiny = (400, 200, 427, 227)
+    scene = paste(clutter_scene(480, 640, seed=6), PRODUCT, tiny)
+    stage = NccVerifier()
+    ref = stage.encode_reference(Reference.from_image(PRODUCT))
+    found = stage.proposals(ref, stage.prepare_scene(scene), 1)
+    assert len(found) == 1
+    assert iou_matrix([found[0][0]], [tiny])[0, 0] >= 0.5
+    old_range = NccVerifier(NccParams(min_object_fraction=0.1, max_upscale=2.0))
+    missed = old_range.proposals(ref, old_range.prepare_scene(scene), 1)
+    assert not missed or iou_matrix([missed[0][0]], [tiny])[0, 0] < 0.5
 
 
 def test_a_flat_reference_gives_no_evidence(scene):
