@@ -104,3 +104,22 @@ def test_bad_requests_leave_nothing_behind(artwork, tmp_path):
             search_size=127,
             context_amount=0.5,
         )
+
+
+def test_a_malformed_catalog_box_is_a_clear_error(artwork, tmp_path):
+    doc = json.loads((artwork / "annotations.json").read_text())
+    doc["products"][0]["catalog_box"] = [0, 0, 10]
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "annotations.json").write_text(json.dumps(doc))
+    (bad / "images").symlink_to(artwork / "images")
+    (bad / "catalog").symlink_to(artwork / "catalog")
+    source = DataSourceConfig(kind="real", root=str(bad), pair_mode="catalog")
+    with pytest.raises(ConfigError, match="catalog_box"):
+        build_pair_dataset(
+            TrainConfig(data=(source,)),
+            split="train",
+            exemplar_size=63,
+            search_size=127,
+            context_amount=0.5,
+        )

@@ -178,6 +178,8 @@ class CocoSource(PairSource):
                 for p in products
                 if p.get("catalog_box") is not None
             }
+            if any(len(b) != 4 for b in catalog_box.values()):
+                raise ValueError("a catalog_box is not four numbers (x0, y0, x1, y1)")
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(
                 f"{name}: malformed COCO image/category/product record: {exc}"
@@ -232,7 +234,7 @@ class CocoSource(PairSource):
         self._group_members.pop(_NO_GROUP, None)
         self._cat_members = _members(self._cats)
         self._catalog: dict[int, str] = {}
-        self._catalog_box = {c: b for c, b in catalog_box.items() if len(b) == 4}
+        self._catalog_box = catalog_box
         self._catalog_group: dict[int, int] = {}
         if mode == "catalog":
             for cat, rel in catalog.items():
