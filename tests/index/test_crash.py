@@ -48,7 +48,8 @@ while True:
 
 def _reader(stream, lines: queue.Queue) -> None:
     for line in stream:
-        lines.put(line.strip())
+        if line.endswith("\n"):  # a line the kill cut short was never acknowledged
+            lines.put(line.strip())
     lines.put(None)
 
 
