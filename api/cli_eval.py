@@ -202,7 +202,7 @@ def cmd_coco_oneshot(args: argparse.Namespace) -> int:
         threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
         source: dict[str, Any] = {"kind": "detections", "detections": args.detections}
     else:
-        threshold = _recipe_threshold(matcher_obj) if args.threshold is None else args.threshold
+        threshold = matcher_obj.score_threshold if args.threshold is None else args.threshold
         floor = min(args.score_floor, threshold)
         detections = co.run_matcher(
             matcher_obj,
@@ -282,18 +282,6 @@ def _load_matcher(args: argparse.Namespace) -> Any:
         overrides=args.overrides or None,
         hint="pass --weights FILE",
     )
-
-
-def _recipe_threshold(m: Any) -> float:
-    """The matcher's own operating threshold
-    (:func:`api.cli_eval_pairs.operating_threshold`), or :data:`DEFAULT_THRESHOLD`."""
-    from api.cli_eval_pairs import operating_threshold
-
-    threshold = operating_threshold(m)
-    if threshold is None:
-        logger.info("matcher has no operating threshold; using %s", DEFAULT_THRESHOLD)
-        return DEFAULT_THRESHOLD
-    return threshold
 
 
 # -- pairs ------------------------------------------------------------------------------

@@ -220,7 +220,7 @@ def _cmd_eval_pairs_synthetic(args: argparse.Namespace) -> int:
         )
         summary = protocol.summarise(m.name, outcomes)
         summaries.append(summary)
-        rows.append({"spec": spec, "threshold": operating_threshold(m), **summary.to_dict()})
+        rows.append({"spec": spec, "threshold": m.score_threshold, **summary.to_dict()})
     table = protocol.markdown_table(summaries)
     print(table, end="")
     report = {
@@ -241,11 +241,3 @@ def _cmd_eval_pairs_synthetic(args: argparse.Namespace) -> int:
     if args.markdown:
         Path(args.markdown).write_text(table)
     return 0
-
-
-def operating_threshold(m: Any) -> float | None:
-    """The operating score threshold of a matcher (:attr:`matcher.Matcher.score_threshold`;
-    ``None`` for an object that is not a matcher)."""
-    from matcher.interface import Matcher
-
-    return float(m.score_threshold) if isinstance(m, Matcher) else None

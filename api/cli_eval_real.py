@@ -28,7 +28,6 @@ from api.cli_eval_pairs import (
     DEFAULT_REAL_SEED,
     _check_output,
     _load_matchers,
-    operating_threshold,
 )
 
 logger = logging.getLogger(__name__)
@@ -90,7 +89,6 @@ def _ensure_real_set(root: Path, seed: int) -> Path:
 
 def cmd_eval_pairs_real(args: argparse.Namespace) -> int:
     """Run ``siammatch eval pairs --set real`` (see the module docstring)."""
-    from api.cli_eval import DEFAULT_THRESHOLD
     from trainers.evaluate import real_protocol as protocol
     from trainers.evaluate.real_summary import markdown_real, summarise_real
 
@@ -107,10 +105,7 @@ def cmd_eval_pairs_real(args: argparse.Namespace) -> int:
 
     summaries, rows = [], []
     for spec, m in matchers:
-        threshold = operating_threshold(m)
-        if threshold is None:
-            logger.warning("%s names no score threshold; using %s", spec, DEFAULT_THRESHOLD)
-            threshold = DEFAULT_THRESHOLD
+        threshold = m.score_threshold
         answers = protocol.run_real_trials(m, trials, references, root=root, progress=True)
         outcomes = [
             protocol.score_answer(t, a, threshold=threshold)

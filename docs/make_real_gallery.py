@@ -98,8 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    from api.cli_eval import DEFAULT_THRESHOLD
-    from api.cli_eval_pairs import DEFAULT_DATA_ROOT, operating_threshold
+    from api.cli_eval_pairs import DEFAULT_DATA_ROOT
     from matcher.images import load_image
     from trainers.evaluate import real_protocol as protocol
     from trainers.evaluate.real_set import build_real_set
@@ -111,8 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     references = protocol.load_references(trials, root)
     m = load_matcher(args)
-    threshold = operating_threshold(m)
-    threshold = DEFAULT_THRESHOLD if threshold is None else threshold
+    threshold = m.score_threshold
     panels, records = [], []
     for trial in trials:
         scene = load_image(root / trial.file_name)
