@@ -219,10 +219,7 @@ def coco_files(cfg: DataSourceConfig, *, name: str, workers: int = 1) -> CocoFil
     """
     if cfg.kind in ("synth", "real"):
         root = Path(cfg.root).expanduser().absolute()
-        if cfg.kind == "synth":
-            _ensure_synth(cfg, root, name=name, workers=workers)
-        else:
-            _ensure_real_artwork(cfg, root, name=name)
+        _ensure_generated(cfg, root, name=name, workers=workers)
         path = root / (cfg.annotations or "annotations.json")
         document = load_coco_json(path, name=name)
         info = document.get("info") if isinstance(document.get("info"), dict) else {}
@@ -251,56 +248,46 @@ def _coco(cfg: DataSourceConfig, index: int, name: str, workers: int) -> PairSou
     )
 
 
-def _ensure_synth(cfg: DataSourceConfig, root: Path, *, name: str, workers: int) -> None:
-    """Generate the synthetic set at ``root`` unless it exists (once across processes)."""
+def _ensure_generated(cfg: DataSourceConfig, root: Path, *, name: str, workers: int) -> None:
+    """Generate the ``synth`` or ``real`` set of ``cfg`` at ``root`` unless it exists (once
+    across processes): :func:`trainers.data.synth.generate` (``products``, ``scenes``,
+    ``seed``) or :func:`trainers.data.real_artwork.generate_real_artwork` (``scenes``,
+    ``seed``)."""
     if root.exists():
         return
-    from trainers.data.synth import generate
+    make: Callable[[], Any]
+    if cfg.kind == "synth":
+        from trainers.data.synth import generate
 
-    with _folder_lock(root.parent):
-        if root.exists():  # another process made it while we waited
-            return
-        logger.info(
-            "%s: %s does not exist; generating a synthetic set (%d products, %d scenes, seed %d)",
-            name,
-            root,
-            cfg.products,
-            cfg.scenes,
-            cfg.seed,
-        )
-        try:
-            generate(
+        kind = "synthetic"
+        what = f"{cfg.products} products, {cfg.scenes} scenes, seed {cfg.seed}"
+
+        def make() -> Any:
+            return generate(
                 root,
                 num_products=cfg.products,
                 num_scenes=cfg.scenes,
                 seed=cfg.seed,
                 workers=workers,
             )
-        except InvalidArgumentError as exc:
-            raise ConfigError(f"{name}: cannot generate the synthetic set: {exc}") from exc
 
+    else:
+        from trainers.data.real_artwork import generate_real_artwork
 
-def _ensure_real_artwork(cfg: DataSourceConfig, root: Path, *, name: str) -> None:
-    """Generate the real-artwork set at ``root`` unless it exists (once across processes;
-    :mod:`trainers.data.real_artwork`, ``cfg.scenes`` scenes from ``cfg.seed``)."""
-    if root.exists():
-        return
-    from trainers.data.real_artwork import generate_real_artwork
+        kind = "real-artwork"
+        what = f"{cfg.scenes} scenes, seed {cfg.seed}"
+
+        def make() -> Any:
+            return generate_real_artwork(root, num_scenes=cfg.scenes, seed=cfg.seed)
 
     with _folder_lock(root.parent):
-        if root.exists():
+        if root.exists():  # another process made it while we waited
             return
-        logger.info(
-            "%s: %s does not exist; generating a real-artwork set (%d scenes, seed %d)",
-            name,
-            root,
-            cfg.scenes,
-            cfg.seed,
-        )
+        logger.info("%s: %s does not exist; generating a %s set (%s)", name, root, kind, what)
         try:
-            generate_real_artwork(root, num_scenes=cfg.scenes, seed=cfg.seed)
+            make()
         except InvalidArgumentError as exc:
-            raise ConfigError(f"{name}: cannot generate the real-artwork set: {exc}") from exc
+            raise ConfigError(f"{name}: cannot generate the {kind} set: {exc}") from exc
 
 
 @contextmanager
