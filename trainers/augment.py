@@ -42,6 +42,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from matcher.errors import InvalidArgumentError
+from trainers.evaluate import real_compose as rc
 
 #: PySOT's PCA colour matrix (``Augmentation.rgbVar``), rows and columns in RGB order.
 RGB_VAR = torch.tensor(
@@ -141,9 +142,10 @@ class MotionBlur(v2.Transform):
 
 
 class Relight(v2.Transform):
-    """Another light on the whole crop: ``((x - 128) * contrast + 128) * gain``, the red
-    channel times ``1 + warmth`` and the blue one times ``1 - warmth``, then a linear
-    shadow across the crop, from full light down to ``floor`` of it.
+    """Another light on the whole crop, the real-photo set's relighting
+    (:func:`trainers.evaluate.real_compose.apply_relight`): ``((x - 128) * contrast + 128)
+    * gain``, the red channel times ``1 + warmth`` and the blue one times ``1 - warmth``,
+    then a linear shadow across the crop, from full light down to ``floor`` of it.
 
     Drawn per call: ``gain`` log-uniform in ``gain``, ``contrast``, ``warmth`` (either
     sign) and ``floor`` uniform in their ranges, the shadow's direction uniform. Only
@@ -182,18 +184,17 @@ class Relight(v2.Transform):
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
         if inpt.dtype != torch.uint8 or inpt.ndim != 3 or inpt.shape[0] != 3:
             raise InvalidArgumentError("Relight expects (3, H, W) uint8 images")
-        _, height, width = inpt.shape
-        out = ((inpt.float() - 128.0) * params["contrast"] + 128.0) * params["gain"]
-        w = params["warmth"]
-        out = out * torch.tensor([1.0 + w, 1.0, 1.0 - w]).view(3, 1, 1)
-        ys = torch.arange(height, dtype=torch.float32).view(-1, 1) - (height - 1) / 2
-        xs = torch.arange(width, dtype=torch.float32).view(1, -1) - (width - 1) / 2
-        along = (xs * math.cos(params["angle"]) + ys * math.sin(params["angle"])) / max(
-            height, width
+        light = rc.Relight(
+            gain=params["gain"],
+            contrast=params["contrast"],
+            warmth=params["warmth"],
+            ramp_angle=params["angle"],
+            ramp_floor=params["floor"],
+            ramp_centre=(0.5, 0.5),
         )
-        ramp = (0.5 + along).clamp(0.0, 1.0)
-        out = out * (1.0 - (1.0 - params["floor"]) * ramp)
-        return tv_tensors.wrap(out.round_().clamp_(0, 255).to(torch.uint8), like=inpt)
+        hwc = inpt.permute(1, 2, 0).numpy().astype(np.float32)
+        out = rc.to_uint8(rc.apply_relight(hwc, light))
+        return tv_tensors.wrap(torch.from_numpy(out).permute(2, 0, 1).contiguous(), like=inpt)
 
 
 class Jpeg(v2.Transform):
@@ -215,12 +216,8 @@ class Jpeg(v2.Transform):
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
         if inpt.dtype != torch.uint8 or inpt.ndim != 3 or inpt.shape[0] != 3:
             raise InvalidArgumentError("Jpeg expects (3, H, W) uint8 images")
-        bgr = cv2.cvtColor(inpt.permute(1, 2, 0).contiguous().numpy(), cv2.COLOR_RGB2BGR)
-        ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, params["quality"]])
-        if not ok:  # pragma: no cover - OpenCV encodes any uint8 image
-            raise InvalidArgumentError("JPEG encoding failed")
-        rgb = cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-        return tv_tensors.wrap(torch.from_numpy(rgb).permute(2, 0, 1).contiguous(), like=inpt)
+        out = rc.jpeg(inpt.permute(1, 2, 0).contiguous().numpy(), params["quality"])
+        return tv_tensors.wrap(torch.from_numpy(out).permute(2, 0, 1).contiguous(), like=inpt)
 
 
 @contextmanager
