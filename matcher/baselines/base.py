@@ -199,10 +199,6 @@ class BaselineMatcher(Matcher):
         """``params.max_instances``."""
         return int(self.params.max_instances)
 
-    @abc.abstractmethod
-    def encode_reference(self, reference: Reference) -> Any:
-        """Prepare a reference once for any number of ``match`` calls."""
-
     def match_many(
         self,
         references: Sequence[Any],

@@ -40,6 +40,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
+from matcher.errors import InvalidArgumentError
 from trainers.evaluate import real_compose as rc
 from trainers.evaluate import real_sources as rsrc
 from trainers.evaluate import real_trials as rt
@@ -126,12 +127,6 @@ def render_scene(
     return scene, [(int(item.tag), done) for item, done in pasted], change
 
 
-def _write_rgb(path: Path, image: np.ndarray, *, quality: int | None = None) -> None:
-    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if quality else []
-    if not cv2.imwrite(str(path), np.ascontiguousarray(image[:, :, ::-1]), params):
-        raise OSError(f"cannot write {path}")
-
-
 def generate_real_artwork(
     root: str | Path, *, num_scenes: int, seed: int, progress: bool = False
 ) -> dict[str, Any]:
@@ -143,8 +138,6 @@ def generate_real_artwork(
             which package to install), or ``num_scenes`` < 1.
         FileExistsError: ``root`` exists.
     """
-    from matcher.errors import InvalidArgumentError
-
     root = Path(root)
     if num_scenes < 1:
         raise InvalidArgumentError(f"a real-artwork set needs at least one scene, not {num_scenes}")
@@ -161,7 +154,7 @@ def generate_real_artwork(
         records = []
         for k, p in enumerate(products, start=1):
             name = f"catalog/{k:05d}.png"
-            _write_rgb(tmp / name, p.image)
+            rc.save_rgb(tmp / name, p.image)
             height, width = p.image.shape[:2]
             records.append(
                 {
@@ -177,7 +170,7 @@ def generate_real_artwork(
             scene, pasted, change = render_scene(library, products, index, seed=seed)
             changes[change] += 1
             file_name = f"{index + 1:06d}.jpg"
-            _write_rgb(tmp / "images" / file_name, scene, quality=95)
+            rc.save_rgb(tmp / "images" / file_name, scene, (cv2.IMWRITE_JPEG_QUALITY, 95))
             height, width = scene.shape[:2]
             images.append(
                 {

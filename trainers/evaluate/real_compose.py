@@ -10,6 +10,8 @@ and to the clean background alike, so the two stay comparable pixel for pixel.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -283,6 +285,17 @@ def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
     if not ok:
         raise RuntimeError("OpenCV could not encode a JPEG")
     return np.ascontiguousarray(cv2.imdecode(data, cv2.IMREAD_COLOR)[:, :, ::-1])
+
+
+def save_rgb(path: str | os.PathLike[str], image: np.ndarray, params: Sequence[int] = ()) -> None:
+    """Write a uint8 RGB image, its format from ``path``'s suffix (``params``: OpenCV's
+    encoder flags, e.g. a JPEG quality or a PNG compression level).
+
+    Raises:
+        OSError: it cannot be written.
+    """
+    if not cv2.imwrite(str(path), np.ascontiguousarray(image[:, :, ::-1]), list(params)):
+        raise OSError(f"cannot write {path}")
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:

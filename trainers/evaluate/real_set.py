@@ -121,6 +121,8 @@ ANNOTATIONS = "annotations.json"
 #: Trials per category and split of the default build (test: 12 categories x 16 = 192).
 DEFAULT_TRIALS: dict[str, int] = {"train": 32, "val": 12, "test": 16}
 MAX_TRIALS = 10_000
+#: PNG encoder flags of the set's scenes and references.
+PNG = (cv2.IMWRITE_PNG_COMPRESSION, 4)
 _TOP_KEYS = ("info", "images", "references", "trials")
 _TRIAL_KEYS = ("id", "image_id", "reference_id", "present", "category", "split", "boxes")
 
@@ -267,11 +269,6 @@ def _swap_in(tmp: Path, root: Path) -> None:
         tmp.rename(root)
 
 
-def _save_png(path: Path, image) -> None:
-    if not cv2.imwrite(str(path), image[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 4]):
-        raise OSError(f"cannot write {path}")
-
-
 def _write_set(folder: Path, info: dict[str, Any], *, seed: int, progress: bool) -> dict:
     (folder / "scenes").mkdir()
     (folder / "references").mkdir()
@@ -292,7 +289,7 @@ def _write_set(folder: Path, info: dict[str, Any], *, seed: int, progress: bool)
                     if image_id is None:
                         image_id = len(images) + 1
                         name = f"scenes/{image_id:06d}.png"
-                        _save_png(folder / name, made.scene)
+                        real_compose.save_rgb(folder / name, made.scene, PNG)
                         height, width = made.scene.shape[:2]
                         images.append(
                             {
@@ -310,7 +307,7 @@ def _write_set(folder: Path, info: dict[str, Any], *, seed: int, progress: bool)
                     if reference_id is None:
                         reference_id = len(references) + 1
                         name = f"references/{reference_id:06d}.png"
-                        _save_png(folder / name, made.reference)
+                        real_compose.save_rgb(folder / name, made.reference, PNG)
                         height, width = made.reference.shape[:2]
                         references.append(
                             {
