@@ -5,7 +5,10 @@ perspective warp into 640x480 photos (coffee, chelsea, rocket, camera), plus the
 scenes without it; the shipped ``siammask_small`` at its operating threshold, with the
 stages switched off one at a time in the same run (the ratios are what to compare on a
 shared CPU). Each figure is the median over scenes x repeats after one warm-up call;
-reference encoding is included (a one-shot query).
+reference encoding is included (a one-shot query). A second table times the
+template-matching stage's proposal search alone (scene preparation and one proposal,
+``matcher.inference.ncc.NccVerifier``) with the shipped product-size range and with the
+earlier one (from 10 % of the shorter side, at most 2x enlarged), alternating.
 
     python benchmarks/default_match.py [--repeats N] [--threads N]
 """
@@ -95,6 +98,34 @@ def main() -> None:
         base = base or median
         total = args.repeats * len(scenes) // 2
         print(f"| {label} | {median:.0f} | {median / base:.2f} | {found}/{total} |")
+    _proposal_search(product, scenes, args.repeats)
+
+
+NCC_RANGES = {
+    "shipped (from 5 % of the shorter side, at most 2.5x enlarged)": {},
+    "earlier (from 10 %, at most 2x enlarged)": {"min_object_fraction": 0.1, "max_upscale": 2.0},
+}
+
+
+def _proposal_search(product: np.ndarray, scenes: list[np.ndarray], repeats: int) -> None:
+    """Median ms of the template stage's scene preparation and one proposal, per range."""
+    from matcher.inference.ncc import NccParams, NccVerifier
+
+    stages = {label: NccVerifier(NccParams(**kw)) for label, kw in NCC_RANGES.items()}
+    refs = {label: v.encode_reference(matcher.Reference.from_image(product))
+            for label, v in stages.items()}  # fmt: skip
+    times: dict[str, list[float]] = {label: [] for label in stages}
+    for _ in range(repeats):
+        for scene in scenes:
+            for label, stage in stages.items():  # alternating, so drift hits both alike
+                start = time.perf_counter()
+                stage.proposals(refs[label], stage.prepare_scene(scene), 1)
+                times[label].append((time.perf_counter() - start) * 1000.0)
+    print()
+    print("| template proposals | median ms (scene preparation + 1 proposal) |")
+    print("|---|---:|")
+    for label, values in times.items():
+        print(f"| {label} | {statistics.median(values):.0f} |")
 
 
 if __name__ == "__main__":

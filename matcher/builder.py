@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
 
 import torch
 
@@ -185,13 +184,12 @@ def build(
     return FAMILIES.get(recipe.family)(recipe, resolve_device(device))
 
 
-def runs_untrained(m: Any, weights: str | os.PathLike | None) -> bool:
+def runs_untrained(m: Matcher, weights: str | os.PathLike | None) -> bool:
     """Whether a matcher loaded with ``weights`` has learnable parameters but no trained
     values (no weights given and none shipped): match results would be meaningless."""
-    if weights is not None or shipped_weights(getattr(m, "name", "")) is not None:
+    if weights is not None or shipped_weights(m.name) is not None:
         return False
-    parameters = getattr(getattr(m, "net", None), "parameters", None)
-    return callable(parameters) and any(p.numel() for p in parameters())
+    return any(p.numel() for p in m.net.parameters())
 
 
 def load_trained(
