@@ -25,6 +25,7 @@ setup(
         "opencv-python-headless>=4.10",
         "pillow>=10.0",
         "pyyaml>=6.0",
+        "filelock>=3.12",
         "pycocotools>=2.0.8",
         "tqdm>=4.66",
         "scikit-image>=0.24",

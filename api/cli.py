@@ -21,10 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+from api.defaults import DEFAULT_RECIPE
+
 logger = logging.getLogger(__name__)
 
 #: The shipped trained matcher (weights/siammask_small.pth, verified by embedder_default.pth).
-DEFAULT_RECIPE = "siammask_small"
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 

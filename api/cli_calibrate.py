@@ -17,8 +17,8 @@ from typing import Any
 
 def register(sub: Any) -> None:
     """Add the ``calibrate`` command to ``sub`` (an ``add_subparsers``)."""
-    from api.cli import DEFAULT_RECIPE
     from api.cli_eval_pairs import DEFAULT_REAL_SEED
+    from api.defaults import DEFAULT_RECIPE
 
     p = sub.add_parser(
         "calibrate",

@@ -20,9 +20,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from api.defaults import DEFAULT_CATALOG
+
 logger = logging.getLogger(__name__)
 
-DEFAULT_CATALOG = "var/catalog"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 

@@ -34,11 +34,11 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from api.defaults import DEFAULT_CATALOG, DEFAULT_RECIPE
 from api.gunicorn_worker import DEFAULT_READ_TIMEOUT
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CATALOG = "var/catalog"
 APP_FACTORY = "api.app:create_app()"
 GUNICORN_CONFIG = "python:api.gunicorn_conf"
 
@@ -62,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"products of a newly created catalog (default {DEFAULT_PRODUCTS}; 0: empty)",
     )
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the synthetic products")
-    p.add_argument("--recipe", help="default recipe (default: api.cli.DEFAULT_RECIPE)")
+    p.add_argument("--recipe", help="default recipe (default: api.defaults.DEFAULT_RECIPE)")
     p.add_argument("--weights", help="weights file of the default recipe")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument(
@@ -108,7 +108,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Check, prepare the catalog, and exec gunicorn (returns only in tests)."""
-    from api.cli import DEFAULT_RECIPE, UsageError
+    from api.cli import UsageError
 
     _check_ranges(args, UsageError)
     if args.weights is not None and not os.path.isfile(args.weights):

@@ -12,7 +12,6 @@ interrupted creation leaves no half-made catalog behind.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import shutil
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from filelock import FileLock
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +87,7 @@ def ensure_catalog(
     folder = Path(path)
     folder.parent.mkdir(parents=True, exist_ok=True)
     lock_path = folder.parent / f".{folder.name}.lock"
-    with open(lock_path, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with FileLock(lock_path):
         if holds_catalog(folder):
             return False
         staging = folder.parent / f".{folder.name}.creating-{os.getpid()}"

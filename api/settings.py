@@ -10,7 +10,7 @@ key                   environment variable           meaning
 ===================== ============================== =========================================
 CATALOG_DIR           SIAMMATCH_CATALOG              catalog folder; unset: no catalog routes
 CATALOG_CREATE        SIAMMATCH_CATALOG_CREATE       create an empty catalog there if missing
-RECIPE                SIAMMATCH_RECIPE               default recipe (``api.cli.DEFAULT_RECIPE``,
+RECIPE                SIAMMATCH_RECIPE               default recipe (api.defaults),
                                                      or the one a siammatch WEIGHTS file stores)
 WEIGHTS               SIAMMATCH_WEIGHTS              weights file of ``RECIPE``
 DEVICE                SIAMMATCH_DEVICE               ``cpu``, ``cuda`` or ``auto``
@@ -41,29 +41,26 @@ Two more keys exist for tests and embedding, never read from the environment:
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from api.defaults import DEFAULT_RECIPE
+from index.catalog import MAX_K, MAX_PAGE
+from index.search import MAX_CANDIDATES
+from matcher.checks import check_float, check_int
 from matcher.errors import ConfigError
+from matcher.images import MAX_INSTANCES_LIMIT
 
 logger = logging.getLogger(__name__)
 
 ENV_PREFIX = "SIAMMATCH_"
 
 
-def _default_recipe() -> str:
-    # One place holds the default recipe: the command line's constant.
-    from api.cli import DEFAULT_RECIPE
-
-    return DEFAULT_RECIPE
-
-
 DEFAULTS: dict[str, Any] = {
     "CATALOG_DIR": None,
     "CATALOG_CREATE": False,
-    "RECIPE": None,  # None: the one WEIGHTS stores, else api.cli.DEFAULT_RECIPE
+    "RECIPE": None,  # None: the one WEIGHTS stores, else DEFAULT_RECIPE
     "WEIGHTS": None,
     "DEVICE": "cpu",
     "EXTRA_RECIPES": {},
@@ -170,36 +167,32 @@ def resolve_config(
     merged.update(from_environment(os.environ if environ is None else environ))
     merged.update(config or {})
     if not merged["RECIPE"] and not merged["WEIGHTS"]:
-        merged["RECIPE"] = _default_recipe()  # with weights alone: the recipe they store
+        merged["RECIPE"] = DEFAULT_RECIPE  # with weights alone: the recipe they store
     _check(merged)
     return merged
 
 
-def _positive_int(config: dict[str, Any], key: str) -> None:
-    value = config[key]
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"config {key} must be a positive integer, got {value!r}")
+#: Numeric settings and their ranges (``DEFAULT_THRESHOLD`` may also be ``None``).
+RANGES: dict[str, tuple[type, float, float]] = {
+    "MAX_CONTENT_LENGTH": (int, 1, 2**40),
+    "MAX_PIXELS": (int, 1, 10**10),
+    "MAX_IMAGE_SIDE": (int, 1, 10**6),
+    "MAX_ASPECT_RATIO": (float, 1.0, 1e6),
+    "DEFAULT_THRESHOLD": (float, 0.0, 1.0),
+    "MAX_INSTANCES": (int, 1, MAX_INSTANCES_LIMIT),
+    "MAX_K": (int, 1, MAX_K),
+    "SEARCH_CANDIDATES": (int, 1, MAX_CANDIDATES),
+    "MAX_PAGE_SIZE": (int, 1, MAX_PAGE),
+}
 
 
 def _check(config: dict[str, Any]) -> None:
-    for key in ("MAX_CONTENT_LENGTH", "MAX_PIXELS", "MAX_IMAGE_SIDE", "MAX_INSTANCES", "MAX_K"):
-        _positive_int(config, key)
-    aspect = config["MAX_ASPECT_RATIO"]
-    if (
-        isinstance(aspect, bool)
-        or not isinstance(aspect, int | float)
-        or not (math.isfinite(aspect) and aspect >= 1.0)
-    ):
-        raise ConfigError(f"config MAX_ASPECT_RATIO must be a number >= 1, got {aspect!r}")
-    for key in ("SEARCH_CANDIDATES", "MAX_PAGE_SIZE"):
-        _positive_int(config, key)
-    threshold = config["DEFAULT_THRESHOLD"]
-    if threshold is not None and (
-        isinstance(threshold, bool)
-        or not isinstance(threshold, int | float)
-        or not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0)
-    ):
-        raise ConfigError(f"config DEFAULT_THRESHOLD must be within [0, 1], got {threshold!r}")
+    for key, (kind, low, high) in RANGES.items():
+        value = config[key]
+        if value is None and key == "DEFAULT_THRESHOLD":
+            continue
+        check = check_int if kind is int else check_float
+        config[key] = check(f"config {key}", value, low, high, error=ConfigError)
     extra = config["EXTRA_RECIPES"]
     if isinstance(extra, list | tuple):
         config["EXTRA_RECIPES"] = extra = dict.fromkeys(extra)

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
-from api.cli import DEFAULT_RECIPE  # noqa: E402
+from api.defaults import DEFAULT_RECIPE  # noqa: E402
 from api.render import draw_instances  # noqa: E402
 
 logger = logging.getLogger("make_gallery")

@@ -67,6 +67,7 @@ from index.products import (
 from index.store import DB_NAME, CatalogStore, NewProduct, ProductRow, StaleEmbedderError
 from index.synced_index import INDEX_NAME, SyncedIndex
 from index.templates import TemplateCache, features_to_bytes
+from matcher.checks import check_int
 from matcher.embedder import (
     Embedder,
     EmbedderSpec,
@@ -333,7 +334,7 @@ class Catalog:
         from tqdm import tqdm
 
         self._check()
-        chunk_size = _check_int("chunk_size", chunk_size, 1, 100_000)
+        chunk_size = check_int("chunk_size", chunk_size, 1, 100_000)
         items = list(items)
         checked = []
         for i, item in enumerate(items):
@@ -453,7 +454,7 @@ class Catalog:
             InvalidArgumentError: bad ``cursor`` or ``limit``.
         """
         self._check()
-        limit = _check_int("limit", limit, 1, MAX_PAGE)
+        limit = check_int("limit", limit, 1, MAX_PAGE)
         if cursor is not None and not isinstance(cursor, str):
             raise InvalidArgumentError(f"cursor must be a string, got {type(cursor).__name__}")
         rows = self._store.page(cursor, limit + 1)
@@ -468,7 +469,7 @@ class Catalog:
             InvalidArgumentError: ``k`` out of range.
         """
         self._check()
-        _check_int("k", k, 1, MAX_K)
+        check_int("k", k, 1, MAX_K)
         return self.search_vectors(self.embed([load_image(image)]), k=k)[0]
 
     def embed(self, images: list[ImageLike]) -> np.ndarray:
@@ -496,7 +497,7 @@ class Catalog:
             InvalidArgumentError: wrong shape or ``k``.
         """
         self._check()
-        k = _check_int("k", k, 1, MAX_K)
+        k = check_int("k", k, 1, MAX_K)
         xq = np.asarray(xq, dtype=np.float32)
         if xq.ndim == 1:
             xq = xq[None]
@@ -649,9 +650,3 @@ def _as_id(product_id: object) -> str:
     if not isinstance(product_id, str):
         raise InvalidArgumentError(f"product id must be a string, got {type(product_id).__name__}")
     return product_id
-
-
-def _check_int(name: str, value: object, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or not lo <= value <= hi:
-        raise InvalidArgumentError(f"{name} must be an integer from {lo} to {hi}, got {value!r}")
-    return int(value)

@@ -15,6 +15,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from matcher.checks import check_range
 from matcher.errors import ConfigError
 from matcher.train_config import TrainConfig
 
@@ -234,23 +235,13 @@ MAX_INSTANCES = 100
 Ranges = tuple[tuple[str, float, float, bool], ...]
 
 
-def _check_range(
-    key: str, value: float, low: float, high: float, *, open_low: bool = False
-) -> None:
-    """``ConfigError`` naming the dotted ``key`` unless ``low <= value <= high`` (``low <
-    value`` with ``open_low``)."""
-    above = value > low if open_low else value >= low
-    if not (above and value <= high):
-        bracket = "(" if open_low else "["
-        raise ConfigError(f"{key} must be in {bracket}{low}, {high}], got {value}")
-
-
 def _check_ranges(config: Any, prefix: str, ranges: Ranges) -> None:
-    """:func:`_check_range` for every field of ``ranges`` (keys ``prefix + field``)."""
+    """:func:`~matcher.checks.check_range` for every field of ``ranges`` (keys ``prefix +
+    field``)."""
     for name, low, high, open_low in ranges:
         value = getattr(config, name)
         if value is not None:
-            _check_range(prefix + name, value, low, high, open_low=open_low)
+            check_range(prefix + name, value, low, high, open_low=open_low)
 
 
 #: Tracking settings that are weights, rates or probabilities: in ``[0, 1]``.
@@ -434,7 +425,7 @@ class MatchConfig:
 
     def __post_init__(self) -> None:
         _check_ranges(self, "inference.match.", self._RANGES)
-        _check_range(
+        check_range(
             "inference.match.min_object_fraction",
             self.min_object_fraction,
             0.0,

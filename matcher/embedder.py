@@ -46,6 +46,7 @@ from matcher.checkpoints import (
     read_checkpoint,
     save_checkpoint,
 )
+from matcher.checks import check_float, check_int
 from matcher.errors import CheckpointError, ConfigError, InvalidArgumentError, InvalidBoxError
 from matcher.images import ImageLike, ImageLimits, load_image
 from matcher.models.backbones import build_backbone
@@ -61,6 +62,9 @@ SPEC_KEY = "embedder"
 #: What :meth:`Embedder.embed` accepts: the default pixel and side limits, any aspect
 #: ratio (it embeds crops of boxes, which may be thin; letterboxing bounds their cost).
 CROP_LIMITS = ImageLimits(max_aspect=math.inf)
+
+#: Most images per forward pass :meth:`Embedder.embed` accepts.
+MAX_BATCH = 100_000
 
 
 @dataclass(frozen=True)
@@ -97,13 +101,14 @@ class EmbedderSpec:
             raise ConfigError(
                 f"embedder input_format must be rgb or bgr, not {self.input_format!r}"
             )
-        for name in ("input_size", "dim"):
-            if getattr(self, name) < 16:
-                raise ConfigError(f"embedder {name} must be at least 16, got {getattr(self, name)}")
-        if self.hidden < 0:
-            raise ConfigError(f"embedder hidden must be >= 0, got {self.hidden}")
-        if not self.gem_p >= 1.0:
-            raise ConfigError(f"embedder gem_p must be >= 1, got {self.gem_p}")
+        bad = ConfigError
+        check_float("embedder width_mult", self.width_mult, 0.0, 4.0, open_low=True, error=bad)
+        check_float("embedder bn_eps", self.bn_eps, 0.0, 1.0, open_low=True, error=bad)
+        check_int("embedder input_size", self.input_size, 16, 1024, error=bad)
+        check_int("embedder dim", self.dim, 16, 8192, error=bad)
+        check_int("embedder hidden", self.hidden, 0, 65536, error=bad)
+        check_float("embedder gem_p", self.gem_p, 1.0, 100.0, error=bad)
+        check_int("embedder seed", self.seed, 0, 2**63 - 1, error=bad)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready form (stored in checkpoints and catalogs)."""
@@ -220,9 +225,8 @@ class Embedder(nn.Module):
             InvalidImageError: an image cannot be read.
             InvalidArgumentError: ``batch_size`` < 1.
         """
-        return self._embed_batches(
-            _chunks(list(images), _check_batch(batch_size)), len(images), progress
-        )
+        size = check_int("batch_size", batch_size, 1, MAX_BATCH)
+        return self._embed_batches(_chunks(list(images), size), len(images), progress)
 
     def embed_folder(
         self, folder: str | os.PathLike, *, batch_size: int = 32, progress: bool = True
@@ -240,9 +244,8 @@ class Embedder(nn.Module):
         if not root.is_dir():
             raise InvalidArgumentError(f"{str(root)!r} is not a folder")
         files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        vectors = self._embed_batches(
-            _chunks(files, _check_batch(batch_size)), len(files), progress
-        )
+        size = check_int("batch_size", batch_size, 1, MAX_BATCH)
+        vectors = self._embed_batches(_chunks(files, size), len(files), progress)
         return files, vectors
 
     def _embed_batches(
@@ -459,12 +462,6 @@ def embedder_fingerprint(embedder: Embedder) -> str:
         digest.update(key.encode())
         digest.update(value.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
-
-
-def _check_batch(batch_size: int) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InvalidArgumentError(f"batch_size must be a positive integer, got {batch_size!r}")
-    return batch_size
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import yaml
 
+from matcher.checks import as_float, as_int
 from matcher.config import Recipe
 from matcher.errors import ConfigError, UnknownComponentError
 
@@ -274,13 +275,9 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
             raise ConfigError(f"recipe key {path!r} must be true or false, got {value!r}")
         return value
     if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"recipe key {path!r} must be an integer, got {value!r}")
-        return value
+        return as_int(f"recipe key {path!r}", value)
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"recipe key {path!r} must be a number, got {value!r}")
-        return float(value)
+        return as_float(f"recipe key {path!r}", value)
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"recipe key {path!r} must be a string, got {value!r}")

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import yaml
 
+from matcher.checks import as_float, as_int
 from matcher.errors import ConfigError, InvalidArgumentError, NoTrackingModeError
 from matcher.images import ImageLike, load_image, resolve_match_limits
 from matcher.interface import Matcher
@@ -74,21 +75,13 @@ def apply_overrides(params: P, overrides: Sequence[str] | None, *, what: str) ->
 
 
 def _coerce(value: Any, tp: Any, name: str) -> Any:
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif tp is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
+    if tp is int:
+        return as_int(name, value)
+    if tp is float:
+        return as_float(name, value)
+    if tp is bool and isinstance(value, bool):
+        return value
     raise ConfigError(f"{name} must be of type {getattr(tp, '__name__', tp)}, got {value!r}")
-
-
-def check_range(name: str, value: float, lo: float, hi: float) -> None:
-    """Raise :class:`ConfigError` unless ``lo <= value <= hi`` (and finite)."""
-    if not (math.isfinite(value) and lo <= value <= hi):
-        raise ConfigError(f"parameter {name} must be within [{lo:g}, {hi:g}], got {value!r}")
 
 
 def check_reference(reference: object) -> Reference:

@@ -40,9 +40,9 @@ import numpy as np
 from matcher.baselines.base import (
     BaselineMatcher,
     box_crop,
-    check_range,
     foreground_mask,
 )
+from matcher.checks import check_range
 from matcher.errors import ConfigError
 from matcher.structures import Instance, Reference
 

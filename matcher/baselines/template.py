@@ -33,7 +33,8 @@ import numpy as np
 import torch
 from torchvision.ops import nms
 
-from matcher.baselines.base import BaselineMatcher, box_crop, check_range
+from matcher.baselines.base import BaselineMatcher, box_crop
+from matcher.checks import check_range
 from matcher.errors import ConfigError
 from matcher.structures import Instance, Reference
 

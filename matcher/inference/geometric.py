@@ -33,7 +33,6 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from matcher.baselines.base import check_range
 from matcher.baselines.sift import (
     SiftMatcher,
     SiftParams,
@@ -44,6 +43,7 @@ from matcher.baselines.sift import (
     quad_size,
     ratio_matches,
 )
+from matcher.checks import check_range
 from matcher.errors import ConfigError
 from matcher.structures import Reference
 

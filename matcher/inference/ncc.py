@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from matcher.baselines.base import box_crop, check_range
+from matcher.baselines.base import box_crop
 from matcher.baselines.template import (
     ScenePyramid,
     as_channels,
@@ -49,6 +49,7 @@ from matcher.baselines.template import (
     resize_template,
     search_pyramid,
 )
+from matcher.checks import check_range
 from matcher.errors import ConfigError
 from matcher.structures import Reference
 

@@ -44,11 +44,11 @@ def test_injected_matcher_is_used(make_app):
     assert app.extensions["siammatch"].default_max_instances("siamfc_pixels") == 3
 
 
-def test_default_recipe_comes_from_the_cli_constant(monkeypatch):
-    import api.cli
+def test_default_recipe_comes_from_the_defaults_module(monkeypatch):
+    import api.defaults
 
     monkeypatch.delenv("SIAMMATCH_RECIPE", raising=False)
-    assert resolve_config({})["RECIPE"] == api.cli.DEFAULT_RECIPE
+    assert resolve_config({})["RECIPE"] == api.defaults.DEFAULT_RECIPE
     assert resolve_config({"WEIGHTS": "x.pth"})["RECIPE"] is None  # the file's own recipe
 
 

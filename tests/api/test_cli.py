@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from api.cli import DEFAULT_RECIPE, main
+from api.cli import main
+from api.defaults import DEFAULT_RECIPE
 from tests.helpers import clutter_scene, iou, paste, product_image, synthetic_shelf
 
 

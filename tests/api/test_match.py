@@ -43,9 +43,9 @@ def test_multipart_match_finds_the_product(plain_client, pictures):
 
 
 def test_the_default_service_matches_with_the_shipped_matcher(make_app, tmp_path):
-    """What `make serve` runs: no recipe configured -> api.cli.DEFAULT_RECIPE, with the
+    """What `make serve` runs: no recipe configured -> api.defaults.DEFAULT_RECIPE, with the
     shipped weights and verifier, boxes and masks."""
-    from api.cli import DEFAULT_RECIPE
+    from api.defaults import DEFAULT_RECIPE
 
     ref, scene, boxes = synthetic_shelf(tmp_path / "synth")
     client = make_app(RECIPE=None).test_client()

@@ -15,6 +15,7 @@ import requests
 
 import api.cli
 import api.cli_serve
+import api.defaults
 from api.default_catalog import ensure_catalog, synth_products
 from index.catalog import Catalog
 from tests.api.http_helpers import ROOT, serving
@@ -46,7 +47,7 @@ def test_serve_prepares_the_catalog_and_execs_gunicorn(serve_cli, tmp_path, caps
     assert command[command.index("--threads") + 1] == "2"
     assert command[command.index("--config") + 1] == "python:api.gunicorn_conf"
     assert env["SIAMMATCH_CATALOG"] == str(folder.resolve())
-    assert env["SIAMMATCH_RECIPE"] == api.cli.DEFAULT_RECIPE
+    assert env["SIAMMATCH_RECIPE"] == api.defaults.DEFAULT_RECIPE
     assert env["SIAMMATCH_DEVICE"] == "cpu"
     assert "SIAMMATCH_WEIGHTS" not in env
     assert env["SIAMMATCH_READ_TIMEOUT"] == "30"

@@ -98,7 +98,7 @@ def test_the_default_matcher_finds_a_catalog_product_on_a_synthetic_shelf(tmp_pa
     """The shipped matcher (verified by the shipped embedder) behind a catalog of the
     generator's products, none of them seen in training: the scene's most visible product
     is among the hits with a box on one of its instances."""
-    from api.cli import DEFAULT_RECIPE
+    from api.defaults import DEFAULT_RECIPE
     from tests.helpers import synthetic_shelf
 
     ref, scene, boxes = synthetic_shelf(tmp_path / "synth")

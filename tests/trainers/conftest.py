@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 
 def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable) -> Path:
@@ -19,8 +19,7 @@ def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Calla
     if os.environ.get("PYTEST_XDIST_WORKER"):
         base = base.parent  # shared by every worker of this run
     folder = base / name
-    with open(base / f"{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with FileLock(base / f"{name}.lock"):
         if not (folder / ".complete").exists():
             shutil.rmtree(folder, ignore_errors=True)
             build(folder)

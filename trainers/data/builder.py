@@ -3,7 +3,7 @@
 :func:`build_pair_dataset` is the only code in :mod:`trainers.data` that reads a
 :class:`~matcher.train_config.TrainConfig`; every source, the sampler, the crops and the
 augmentation receive plain arguments. It validates everything before reading a dataset,
-generates missing synthetic sets (under an ``flock`` on the parent folder, so concurrent
+generates missing synthetic sets (under a file lock beside the set's folder, so concurrent
 DDP ranks generate once; the generator spawns processes, so call it from an entry point
 guarded by ``if __name__ == "__main__"``), and raises
 :class:`~matcher.errors.ConfigError` naming the offending source.
@@ -11,15 +11,15 @@ guarded by ``if __name__ == "__main__"``), and raises
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import math
 import os
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+from filelock import FileLock
 
 from matcher.errors import ConfigError, InvalidArgumentError
 from matcher.train_config import AugmentConfig, DataSourceConfig, TrainConfig
@@ -280,7 +280,7 @@ def _ensure_generated(cfg: DataSourceConfig, root: Path, *, name: str, workers: 
         def make() -> Any:
             return generate_real_artwork(root, num_scenes=cfg.scenes, seed=cfg.seed)
 
-    with _folder_lock(root.parent):
+    with _set_lock(root):
         if root.exists():  # another process made it while we waited
             return
         logger.info("%s: %s does not exist; generating a %s set (%s)", name, root, kind, what)
@@ -290,20 +290,13 @@ def _ensure_generated(cfg: DataSourceConfig, root: Path, *, name: str, workers: 
             raise ConfigError(f"{name}: cannot generate the {kind} set: {exc}") from exc
 
 
-@contextmanager
-def _folder_lock(folder: Path):
-    """An exclusive ``flock`` on a folder (created if needed), released on exit."""
+def _set_lock(root: Path) -> FileLock:
+    """An exclusive lock for generating the set at ``root`` (``.<name>.lock`` beside it)."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(folder, os.O_RDONLY)
+        root.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(f"cannot create or open {folder}: {exc}") from exc
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+        raise ConfigError(f"cannot create {root.parent}: {exc}") from exc
+    return FileLock(root.parent / f".{root.name}.lock")
 
 
 def _got10k(cfg: DataSourceConfig, index: int, name: str, workers: int) -> PairSource:

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from matcher.checks import check_int
 from matcher.errors import InvalidArgumentError
 from trainers.evaluate.oneshot_data import OneShotDataset
 from trainers.evaluate.oneshot_splits import GROUPS, ClassSplit
@@ -226,9 +227,9 @@ def draw_queries(
         InvalidArgumentError: a count or seed out of range, an unknown group or image id.
     """
     rule = rule or ReferenceRule()
-    _check_int("runs", runs, 1, 1000)
-    _check_int("seed", seed, 0, 2**63 - 1)
-    _check_int("absent_per_image", absent_per_image, 0, 1000)
+    check_int("runs", runs, 1, 1000)
+    check_int("seed", seed, 0, 2**63 - 1)
+    check_int("absent_per_image", absent_per_image, 0, 1000)
     groups = tuple(groups)
     if not groups or any(g not in GROUPS for g in groups) or len(set(groups)) != len(groups):
         raise InvalidArgumentError(f"groups must be distinct names among {GROUPS}, got {groups}")
@@ -325,10 +326,3 @@ def _skip_positions(index: int, excluded: list[int]) -> int:
 
 def _rng(*keys: int) -> np.random.Generator:
     return np.random.default_rng([int(k) % 2**64 for k in keys])
-
-
-def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise InvalidArgumentError(f"{name} must be an integer, got {value!r}")
-    if not lo <= value <= hi:
-        raise InvalidArgumentError(f"{name} must be between {lo} and {hi}, got {value}")

@@ -32,6 +32,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from matcher.checks import check_int
 from matcher.errors import InvalidArgumentError
 from trainers.data.synth import worker
 from trainers.data.synth.coco import LOW_VISIBILITY_RULE, assemble
@@ -166,13 +167,6 @@ def is_synth_dataset(path: str | os.PathLike[str]) -> bool:
 # -- checks ---------------------------------------------------------------------------
 
 
-def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidArgumentError(f"{name} must be an integer, got {value!r}")
-    if not lo <= value <= hi:
-        raise InvalidArgumentError(f"{name} must be between {lo} and {hi}, got {value}")
-
-
 def _check_args(
     num_products: int,
     num_scenes: int,
@@ -181,14 +175,14 @@ def _check_args(
     workers: int,
     settings: SceneSettings,
 ) -> None:
-    _check_int("num_products", num_products, 1, MAX_PRODUCTS)
-    _check_int("num_scenes", num_scenes, 1, MAX_SCENES)
-    _check_int("seed", seed, 0, 2**63 - 1)
-    _check_int("workers", workers, 1, MAX_WORKERS)
+    check_int("num_products", num_products, 1, MAX_PRODUCTS)
+    check_int("num_scenes", num_scenes, 1, MAX_SCENES)
+    check_int("seed", seed, 0, 2**63 - 1)
+    check_int("workers", workers, 1, MAX_WORKERS)
     if not isinstance(image_size, tuple | list) or len(image_size) != 2:
         raise InvalidArgumentError(f"image_size must be (height, width), got {image_size!r}")
     for side in image_size:
-        _check_int("image_size side", side, MIN_SIDE, MAX_SIDE)
+        check_int("image_size side", side, MIN_SIDE, MAX_SIDE)
     s = settings
     for name in (
         "p_lookalike",
