@@ -50,7 +50,7 @@ from index.catalog import MAX_K, MAX_PAGE
 from index.search import MAX_CANDIDATES
 from matcher.checks import check_float, check_int
 from matcher.errors import ConfigError
-from matcher.images import MAX_INSTANCES_LIMIT
+from matcher.interface import MAX_INSTANCES_LIMIT
 
 logger = logging.getLogger(__name__)
 

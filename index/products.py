@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 
 from matcher.errors import InvalidArgumentError, InvalidImageError
+from matcher.foreground import foreground_box
 from matcher.images import DEFAULT_LIMITS, Box, ImageLimits, load_image, validate_box
-from matcher.structures import foreground_box
 
 logger = logging.getLogger(__name__)
 

@@ -39,6 +39,7 @@ from matcher.inference import (  # noqa: F401 - tracker registrations
     da_tracker,
     siamfc_tracker,
     siamfcpp_tracker,
+    siammask_tracker,
 )
 from matcher.interface import Matcher
 from matcher.recipes import list_recipes, load_recipe

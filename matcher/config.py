@@ -226,7 +226,7 @@ class ModelConfig:
 
 
 #: Most instances a recipe may ask for by default (what ``match()`` accepts,
-#: :data:`matcher.images.MAX_INSTANCES_LIMIT`).
+#: :data:`matcher.interface.MAX_INSTANCES_LIMIT`).
 MAX_INSTANCES = 100
 
 

@@ -324,38 +324,19 @@ def validate_box(
     return (x0, y0, x1, y1)
 
 
-#: Most instances one ``match`` call may return.
-MAX_INSTANCES_LIMIT = 100
+def box_crop(image: np.ndarray, box: Sequence[float]) -> tuple[np.ndarray, tuple[int, int]]:
+    """The whole pixels covered by ``box`` (at least one), and the crop's top-left corner.
 
+    Args:
+        image: ``(H, W, C)`` array.
+        box: ``(x0, y0, x1, y1)`` inside the image.
 
-def resolve_match_limits(
-    max_instances: int | None,
-    score_threshold: float | None,
-    *,
-    default_max_instances: int,
-    default_threshold: float,
-) -> tuple[int, float]:
-    """Validate ``match``'s ``max_instances`` and ``score_threshold`` (``None``: default).
-
-    Raises:
-        InvalidArgumentError: not an integer in ``[1, 100]`` / not a number in ``[0, 1]``.
+    Returns:
+        ``(crop, (x, y))`` with ``crop`` a view of ``image``.
     """
-    if max_instances is None:
-        max_instances = default_max_instances
-    if score_threshold is None:
-        score_threshold = default_threshold
-    if isinstance(max_instances, bool) or not isinstance(max_instances, int | np.integer):
-        raise InvalidArgumentError(f"max_instances must be an integer, got {max_instances!r}")
-    if not 1 <= max_instances <= MAX_INSTANCES_LIMIT:
-        raise InvalidArgumentError(
-            f"max_instances must be between 1 and {MAX_INSTANCES_LIMIT}, got {max_instances}"
-        )
-    try:
-        threshold = float(score_threshold)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(
-            f"score_threshold must be a number, got {score_threshold!r}"
-        ) from None
-    if not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
-        raise InvalidArgumentError(f"score_threshold must be within [0, 1], got {threshold}")
-    return int(max_instances), threshold
+    height, width = image.shape[:2]
+    x0 = min(max(math.floor(box[0]), 0), width - 1)
+    y0 = min(max(math.floor(box[1]), 0), height - 1)
+    x1 = min(max(math.ceil(box[2]), x0 + 1), width)
+    y1 = min(max(math.ceil(box[3]), y0 + 1), height)
+    return image[y0:y1, x0:x1], (x0, y0)

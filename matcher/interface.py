@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from matcher.checks import check_float, check_int
 from matcher.errors import NoTrackingModeError
 from matcher.images import ImageLike
 from matcher.structures import MatchResult
@@ -170,3 +171,28 @@ class RecipeMatcher(Matcher):
 
 
 __all__ = ["Matcher", "RecipeMatcher"]
+
+
+#: Most instances one ``match`` call may return.
+MAX_INSTANCES_LIMIT = 100
+
+
+def resolve_match_limits(
+    max_instances: int | None,
+    score_threshold: float | None,
+    *,
+    default_max_instances: int,
+    default_threshold: float,
+) -> tuple[int, float]:
+    """Validate ``match``'s ``max_instances`` and ``score_threshold`` (``None``: default).
+
+    Raises:
+        InvalidArgumentError: not an integer in ``[1, 100]`` / not a number in ``[0, 1]``.
+    """
+    if max_instances is None:
+        max_instances = default_max_instances
+    if score_threshold is None:
+        score_threshold = default_threshold
+    limit = check_int("max_instances", max_instances, 1, MAX_INSTANCES_LIMIT)
+    threshold = check_float("score_threshold", score_threshold, 0.0, 1.0)
+    return limit, threshold

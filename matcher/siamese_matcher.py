@@ -19,7 +19,7 @@ import torch
 
 from matcher.config import Recipe, score_offset
 from matcher.errors import ConfigError, InvalidArgumentError
-from matcher.images import ImageLike, load_image, resolve_match_limits
+from matcher.images import ImageLike, load_image
 from matcher.inference.decode import MatchDecoder, ReferenceGeometry
 from matcher.inference.distractors import (
     LocalGeometry,
@@ -32,12 +32,12 @@ from matcher.inference.fusion import Calibration, colour_histogram, resolve_cali
 from matcher.inference.geometric import GeometricVerifier, ReferenceKeypoints
 from matcher.inference.instance_masks import InstanceMasker
 from matcher.inference.local import template_crop
-from matcher.inference.match import Candidate, SearchParams, search_scene, to_instances
+from matcher.inference.match import Candidate, SearchParams, search_templates, to_instances
 from matcher.inference.ncc import NccQuery, NccReference, NccScene, NccVerifier
 from matcher.inference.pyramid import Geometry
 from matcher.inference.tracking import TRACKERS, Tracker, crops_to_tensor, to_model_order
 from matcher.inference.verify import Verifier
-from matcher.interface import RecipeMatcher
+from matcher.interface import RecipeMatcher, resolve_match_limits
 from matcher.structures import Instance, MatchResult, Reference
 
 logger = logging.getLogger(__name__)
@@ -286,7 +286,7 @@ class SiameseMatcher(RecipeMatcher):
             max_instances=pool,
             score_threshold=0.0 if rescored else params.score_threshold,
         )
-        return search_scene(
+        return search_templates(
             self.net,
             [f.template for f in feats],
             [ReferenceGeometry(*f.size_in_template) for f in feats],

@@ -14,21 +14,19 @@ from __future__ import annotations
 import abc
 import dataclasses
 import difflib
-import math
 import typing
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-import cv2
 import numpy as np
 import torch
 import yaml
 
 from matcher.checks import as_float, as_int
 from matcher.errors import ConfigError, InvalidArgumentError, NoTrackingModeError
-from matcher.images import ImageLike, load_image, resolve_match_limits
-from matcher.interface import Matcher
-from matcher.structures import Instance, MatchResult, Reference, plain_background
+from matcher.images import ImageLike, load_image
+from matcher.interface import Matcher, resolve_match_limits
+from matcher.structures import Instance, MatchResult, Reference
 
 #: Most instances a single call may ask for (as for the Siamese matchers).
 
@@ -96,62 +94,6 @@ def check_reference(reference: object) -> Reference:
             "with Reference.from_image(image, box)"
         )
     return reference
-
-
-def box_crop(image: np.ndarray, box: Sequence[float]) -> tuple[np.ndarray, tuple[int, int]]:
-    """The whole pixels covered by ``box`` (at least one), and the crop's top-left corner.
-
-    Args:
-        image: ``(H, W, C)`` array.
-        box: ``(x0, y0, x1, y1)`` inside the image.
-
-    Returns:
-        ``(crop, (x, y))`` with ``crop`` a view of ``image``.
-    """
-    height, width = image.shape[:2]
-    x0 = min(max(math.floor(box[0]), 0), width - 1)
-    y0 = min(max(math.floor(box[1]), 0), height - 1)
-    x1 = min(max(math.ceil(box[2]), x0 + 1), width)
-    y1 = min(max(math.ceil(box[3]), y0 + 1), height)
-    return image[y0:y1, x0:x1], (x0, y0)
-
-
-def foreground_mask(
-    image: np.ndarray, box: Sequence[float], *, tolerance: int = 24, border: int = 2
-) -> np.ndarray:
-    """The product's silhouette inside its box, when the photo has a plain background.
-
-    The background colour is the median of the image border (as in
-    :func:`matcher.structures.foreground_box`). When at least 90 % of the border lies
-    within ``tolerance`` of it, the silhouette is every pixel of the box crop that differs
-    from it by more than ``tolerance``, with holes filled (white labels on a package stay
-    inside). Otherwise, or when the silhouette would cover less than a fifth of the box,
-    the whole box is foreground.
-
-    Args:
-        image: ``(H, W, 3)`` uint8 RGB.
-        box: the product's box in ``image``.
-        tolerance: colour distance separating product and background.
-        border: width of the border strip sampling the background.
-
-    Returns:
-        ``(h, w)`` bool, the shape of :func:`box_crop`'s crop.
-    """
-    crop, _ = box_crop(image, box)
-    full = np.ones(crop.shape[:2], bool)
-    background = plain_background(image, tolerance=tolerance, border=border)
-    if background is None:
-        return full
-    differs = np.abs(crop.astype(np.int16) - background.astype(np.int16)).max(axis=2) > tolerance
-    contours, _ = cv2.findContours(
-        differs.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
-    )
-    filled = np.zeros(crop.shape[:2], np.uint8)
-    cv2.drawContours(filled, contours, -1, 1, thickness=-1)
-    mask = filled.astype(bool)
-    if mask.mean() < 0.2:
-        return full
-    return mask
 
 
 class BaselineMatcher(Matcher):

@@ -37,13 +37,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from matcher.baselines.base import (
-    BaselineMatcher,
-    box_crop,
-    foreground_mask,
-)
+from matcher.baselines.base import BaselineMatcher
 from matcher.checks import check_range
 from matcher.errors import ConfigError
+from matcher.foreground import foreground_mask
+from matcher.images import box_crop
 from matcher.structures import Instance, Reference
 
 logger = logging.getLogger(__name__)

@@ -33,9 +33,10 @@ import numpy as np
 import torch
 from torchvision.ops import nms
 
-from matcher.baselines.base import BaselineMatcher, box_crop
+from matcher.baselines.base import BaselineMatcher
 from matcher.checks import check_range
 from matcher.errors import ConfigError
+from matcher.images import box_crop
 from matcher.structures import Instance, Reference
 
 logger = logging.getLogger(__name__)

@@ -1,4 +1,5 @@
-"""Distractor-aware tracking for the RPN family (DaSiamRPN), and the family's registrations.
+"""Distractor-aware tracking for the RPN family (DaSiamRPN), and the registrations of
+PySOT's and DaSiamRPN's trackers (SiamMask's registers in its own module).
 
 :class:`DistractorAwareMixin` adds to any RPN tracker (PySOT, DaSiamRPN, SiamMask):
 
@@ -38,7 +39,6 @@ from matcher.inference.rpn_tracker import (
     foreground_probability,
     tracker_params,
 )
-from matcher.inference.siammask_tracker import SiamMaskTracker
 from matcher.inference.tracking import TRACKERS, crops_to_tensor
 
 
@@ -152,10 +152,6 @@ class DistractorAwareDaSiamRPNTracker(DistractorAwareMixin, DaSiamRPNTracker):
     """:class:`DaSiamRPNTracker` with distractor awareness."""
 
 
-class DistractorAwareSiamMaskTracker(DistractorAwareMixin, SiamMaskTracker):
-    """:class:`SiamMaskTracker` with distractor awareness."""
-
-
 def distractor_params(track_cfg) -> DistractorParams:
     """:class:`DistractorParams` from a recipe's ``inference.track``."""
     return DistractorParams(
@@ -171,7 +167,11 @@ def distractor_params(track_cfg) -> DistractorParams:
     )
 
 
-def _factory(plain: type[PySOTTracker], aware: type[PySOTTracker], **extra_keys: str):
+def rpn_tracker_factory(plain: type[PySOTTracker], aware: type[PySOTTracker], **extra_keys: str):
+    """The registry entry of an RPN tracker: ``plain``, or ``aware`` when the recipe turns
+    distractor awareness on; ``extra_keys`` maps constructor arguments to
+    ``inference.track`` fields."""
+
     def make(*, net, model_cfg, track_cfg, device) -> PySOTTracker:
         anchor = model_cfg.anchor
         shapes = anc.anchor_shapes(model_cfg.stride, anchor.ratios, anchor.scales)
@@ -191,8 +191,7 @@ def _factory(plain: type[PySOTTracker], aware: type[PySOTTracker], **extra_keys:
     return make
 
 
-TRACKERS.register("pysot_rpn")(_factory(PySOTTracker, DistractorAwarePySOTTracker))
-TRACKERS.register("dasiamrpn")(_factory(DaSiamRPNTracker, DistractorAwareDaSiamRPNTracker))
-TRACKERS.register("siammask")(
-    _factory(SiamMaskTracker, DistractorAwareSiamMaskTracker, mask_threshold="mask_threshold")
+TRACKERS.register("pysot_rpn")(rpn_tracker_factory(PySOTTracker, DistractorAwarePySOTTracker))
+TRACKERS.register("dasiamrpn")(
+    rpn_tracker_factory(DaSiamRPNTracker, DistractorAwareDaSiamRPNTracker)
 )

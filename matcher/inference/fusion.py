@@ -40,10 +40,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from matcher.baselines.base import box_crop
 from matcher.checkpoints import SHIPPED_WEIGHTS_DIR, is_shipped_name
 from matcher.errors import CheckpointError
 from matcher.files import atomic_write
+from matcher.images import box_crop
 
 FEATURES = (
     "siamese",

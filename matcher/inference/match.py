@@ -50,7 +50,7 @@ class Candidate:
     score: float
 
 
-def search_scene(
+def search_templates(
     net: torch.nn.Module,
     templates: list[list[torch.Tensor]],
     ref_geometry: list[ReferenceGeometry],

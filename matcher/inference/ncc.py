@@ -39,7 +39,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from matcher.baselines.base import box_crop
 from matcher.baselines.template import (
     ScenePyramid,
     as_channels,
@@ -51,6 +50,7 @@ from matcher.baselines.template import (
 )
 from matcher.checks import check_range
 from matcher.errors import ConfigError
+from matcher.images import box_crop
 from matcher.structures import Reference
 
 Box = tuple[float, float, float, float]

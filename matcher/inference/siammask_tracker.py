@@ -15,8 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from matcher.inference.da_tracker import DistractorAwareMixin, rpn_tracker_factory
 from matcher.inference.masks import cell_window, paste_mask
 from matcher.inference.rpn_tracker import PySOTTracker, RPNStep
+from matcher.inference.tracking import TRACKERS
 from matcher.masks import largest_contour_polygon
 from matcher.structures import Instance
 
@@ -97,3 +99,14 @@ class SiamMaskTracker(PySOTTracker):
         cx, cy = self.state.center
         w, h = self.state.size
         return (cx - w / 2, cy - h / 2, w, h)
+
+
+class DistractorAwareSiamMaskTracker(DistractorAwareMixin, SiamMaskTracker):
+    """:class:`SiamMaskTracker` with distractor awareness."""
+
+
+TRACKERS.register("siammask")(
+    rpn_tracker_factory(
+        SiamMaskTracker, DistractorAwareSiamMaskTracker, mask_threshold="mask_threshold"
+    )
+)

@@ -95,7 +95,7 @@ def test_track_settings_out_of_range_are_named(override, message):
 
 def test_the_recipe_cap_on_instances_is_what_match_accepts():
     from matcher.config import MAX_INSTANCES
-    from matcher.images import MAX_INSTANCES_LIMIT
+    from matcher.interface import MAX_INSTANCES_LIMIT
 
     assert MAX_INSTANCES == MAX_INSTANCES_LIMIT
 

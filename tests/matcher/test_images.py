@@ -17,8 +17,8 @@ from matcher.errors import (
     InvalidBoxError,
     InvalidImageError,
 )
+from matcher.foreground import foreground_box
 from matcher.images import ImageLimits, load_image, parse_box, validate_box
-from matcher.structures import foreground_box
 from tests.helpers import png_header
 
 

@@ -37,7 +37,7 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
 from matcher.errors import InvalidArgumentError, InvalidImageError
-from matcher.structures import foreground_box
+from matcher.foreground import foreground_box
 from trainers.augment import PairAugment, one_torch_thread
 from trainers.data.coco import decode_segmentation
 from trainers.data.crops import (

@@ -43,8 +43,8 @@ from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as TF
 
 from matcher.errors import ConfigError, InvalidArgumentError, InvalidImageError
+from matcher.foreground import foreground_box
 from matcher.inference.reference_crop import reference_crop
-from matcher.structures import foreground_box
 from trainers.augment import one_torch_thread
 from trainers.data.builder import CocoFiles
 from trainers.data.coco import decode_segmentation, xyxy_box
