@@ -18,8 +18,8 @@ from matcher.config import DetectConfig, Recipe, TrackConfig, score_size
 from matcher.errors import CheckpointError, ConfigError, InvalidArgumentError
 from matcher.inference.anchors import anchor_shapes
 from matcher.inference.decode import AnchorDecoder, ResponseDecoder
-from matcher.inference.instance_masks import InstanceMasker, MaskGeometry
 from matcher.inference.point_decoder import PointDecoder
+from matcher.inference.siammask_masks import InstanceMasker, MaskGeometry
 from matcher.inference.verify import Verifier
 from matcher.interface import Matcher
 from matcher.models.builders import (

@@ -23,7 +23,7 @@ from matcher.errors import InvalidArgumentError, NoTrackingModeError
 from matcher.images import ImageLike, load_image
 from matcher.inference.reference_crop import reference_crop
 from matcher.interface import RecipeMatcher, resolve_match_limits
-from matcher.masks import largest_contour_polygon
+from matcher.mask_codec import largest_contour_polygon
 from matcher.models.siam_mask_rcnn import SiamMaskRCNN, paste_masks
 from matcher.structures import Instance, MatchResult, Reference
 

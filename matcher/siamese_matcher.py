@@ -30,11 +30,11 @@ from matcher.inference.distractors import (
 from matcher.inference.evidence import ScoredCandidate, fuse_candidates
 from matcher.inference.fusion import Calibration, colour_histogram, resolve_calibration_path
 from matcher.inference.geometric import GeometricVerifier, ReferenceKeypoints
-from matcher.inference.instance_masks import InstanceMasker
 from matcher.inference.local import template_crop
 from matcher.inference.match import Candidate, SearchParams, search_templates, to_instances
 from matcher.inference.ncc import NccQuery, NccReference, NccScene, NccVerifier
 from matcher.inference.pyramid import Geometry
+from matcher.inference.siammask_masks import InstanceMasker
 from matcher.inference.tracking import TRACKERS, Tracker, crops_to_tensor, to_model_order
 from matcher.inference.verify import Verifier
 from matcher.interface import RecipeMatcher, resolve_match_limits

@@ -15,7 +15,7 @@ import numpy as np
 
 from matcher.foreground import foreground_box
 from matcher.images import DEFAULT_LIMITS, Box, ImageLike, ImageLimits, load_image, validate_box
-from matcher.masks import decode_rle, encode_rle
+from matcher.mask_codec import decode_rle, encode_rle
 
 
 @dataclass(frozen=True, eq=False)

@@ -16,10 +16,10 @@ import numpy as np
 import torch
 
 from matcher.inference.da_tracker import DistractorAwareMixin, rpn_tracker_factory
-from matcher.inference.masks import cell_window, paste_mask
 from matcher.inference.rpn_tracker import PySOTTracker, RPNStep
+from matcher.inference.siammask_masks import cell_window, paste_mask
 from matcher.inference.tracking import TRACKERS
-from matcher.masks import largest_contour_polygon
+from matcher.mask_codec import largest_contour_polygon
 from matcher.structures import Instance
 
 

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 from werkzeug.serving import make_server
 
-from matcher.masks import encode_rle
+from matcher.mask_codec import encode_rle
 from tests.api.http_helpers import upload
 from tests.cdp import Browser, find_chromium
 

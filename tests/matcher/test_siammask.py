@@ -11,8 +11,7 @@ import pytest
 import torch
 
 import matcher
-from matcher.inference.instance_masks import InstanceMasker, MaskGeometry
-from matcher.inference.masks import cell_window, paste_mask
+from matcher.inference.siammask_masks import InstanceMasker, MaskGeometry, cell_window, paste_mask
 from tests.helpers import clutter_scene, paste, product_image
 
 GEOM = {"instance_size": 255, "exemplar_size": 127, "stride": 8, "base_size": 8}
@@ -166,7 +165,7 @@ def test_cli_draws_masks_and_prints_rle(tmp_path, capsys, siammask):
     assert len(data["instances"]) == 2
     drawn = np.asarray(Image.open(out_png)).astype(int)
     for item in data["instances"]:
-        mask = matcher.masks.decode_rle(item["mask"])
+        mask = matcher.mask_codec.decode_rle(item["mask"])
         assert mask.shape == (240, 320)
         if mask.sum() > 50:  # translucent fill: masked pixels change, but stay visible
             inner = cv2.erode(mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 from pycocotools import mask as coco_mask
 
-from matcher.masks import decode_rle, encode_rle, largest_contour_polygon
+from matcher.mask_codec import decode_rle, encode_rle, largest_contour_polygon
 from matcher.structures import Instance, MatchResult
 
 

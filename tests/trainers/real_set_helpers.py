@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from matcher.masks import encode_rle
+from matcher.mask_codec import encode_rle
 from tests.helpers import clutter_scene, paste, product_image
 
 SCENE_HW = (240, 320)

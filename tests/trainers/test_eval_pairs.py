@@ -11,7 +11,7 @@ from PIL import Image
 
 import api.cli
 import matcher
-from matcher.masks import encode_rle
+from matcher.mask_codec import encode_rle
 from matcher.structures import Instance, MatchResult
 from tests.helpers import clutter_scene, paste, product_image
 from trainers.evaluate import heldout

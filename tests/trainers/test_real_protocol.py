@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import matcher
-from matcher.masks import encode_rle
+from matcher.mask_codec import encode_rle
 from matcher.structures import Instance, MatchResult
 from tests.trainers.real_set_helpers import SCENES, box_mask, write_tiny_real_set
 from trainers.evaluate import real_protocol as protocol

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from matcher.errors import InvalidArgumentError
-from matcher.masks import decode_rle
+from matcher.mask_codec import decode_rle
 from tests.trainers.conftest import built_once
 from trainers.evaluate import real_set, real_sources, real_trials
 

@@ -25,7 +25,7 @@ from pycocotools.cocoeval import COCOeval
 from torch import nn
 from torchvision.ops import box_iou
 
-from matcher.masks import encode_rle
+from matcher.mask_codec import encode_rle
 from matcher.models.siam_mask_rcnn import paste_masks
 
 logger = logging.getLogger(__name__)

@@ -37,7 +37,7 @@ import numpy as np
 
 from matcher.errors import InvalidArgumentError
 from matcher.images import load_image
-from matcher.masks import decode_rle
+from matcher.mask_codec import decode_rle
 from matcher.structures import MatchResult, Reference
 from trainers.evaluate.metrics import box_iou_pairs, success_auc
 

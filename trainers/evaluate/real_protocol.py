@@ -50,7 +50,7 @@ import numpy as np
 from matcher.errors import InvalidArgumentError
 from matcher.images import load_image
 from matcher.inference.evidence import iou_matrix
-from matcher.masks import decode_rle
+from matcher.mask_codec import decode_rle
 from matcher.structures import MatchResult, Reference
 from trainers.evaluate.pairs_protocol import mask_iou
 from trainers.evaluate.real_trials import ABSENT, CATEGORIES

@@ -110,7 +110,7 @@ import cv2
 from tqdm import tqdm
 
 from matcher.errors import InvalidArgumentError
-from matcher.masks import encode_rle
+from matcher.mask_codec import encode_rle
 from trainers.evaluate import real_compose, real_sources, real_trials
 
 logger = logging.getLogger(__name__)

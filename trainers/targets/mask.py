@@ -2,8 +2,9 @@
 
 The mask predicted at score cell ``(row, col)`` covers the square window of side
 ``exemplar_size`` whose top-left corner is ``((col - base_size / 2) * stride, (row -
-base_size / 2) * stride)`` in search-crop pixels (:func:`matcher.inference.masks.cell_window`
-with the crop as the image), the same window SiamMask unfolds from the gt mask. The target is
+base_size / 2) * stride)`` in search-crop pixels
+(:func:`matcher.inference.siammask_masks.cell_window` with the crop as the image), the same
+window SiamMask unfolds from the gt mask. The target is
 that window of the gt mask, zero outside the crop, resampled to the ``M x M`` grid of the
 network's mask logits: output pixel ``i`` samples search pixel ``x0 + (i + 0.5) * side / M -
 0.5`` bilinearly, averaging ``ceil(side / M)`` squared samples per output pixel
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 from torchvision.ops import roi_align
 
 from matcher.errors import ConfigError
-from matcher.inference.masks import cell_window
+from matcher.inference.siammask_masks import cell_window
 from trainers.targets.geometry import TargetGeometry
 
 

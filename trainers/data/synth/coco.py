@@ -8,7 +8,7 @@ evaluation treats them as ignore regions (a detection there is neither a true no
 positive) and training code skips crowd annotations, as it does for COCO itself. Every
 annotation also has an extra ``visible_fraction`` field.
 
-RLE is encoded with pycocotools directly rather than through :mod:`matcher.masks`, so
+RLE is encoded with pycocotools directly rather than through :mod:`matcher.mask_codec`, so
 the generator's worker processes never import ``matcher`` (and torch).
 """
 

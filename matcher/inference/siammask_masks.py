@@ -1,27 +1,91 @@
-"""Masks for match-mode instances (SiamMask).
+"""SiamMask's masks: where a score cell's mask lies in the image, and masks for match mode.
 
-The whole-scene search finds boxes; each final instance then gets its own mask from a
-second, local look, exactly as the tracker would take it: a search crop centred on the
-instance with the context of a template of the instance's size, one batched network pass
-over all the instance crops, the mask predicted at the most confident score cell near the
-crop centre, warped back into the scene, thresholded, and outlined by the rotated
-rectangle around its largest contour. This keeps the mask path independent of the
-pyramid and tiling, costs one search-crop pass per instance, and gives every instance a
-mask in scene coordinates.
+A mask predicted at score cell ``(row, col)`` of a search crop covers the exemplar-sized
+window of that cell: in crop pixels ``[(col - base/2) * stride, ... + exemplar]`` (and the
+same for rows), where ``base`` is the recipe's ``base_size``. Scaled by the crop's side
+over ``instance_size`` and shifted by the crop's corner, this gives the window in image
+pixels (:func:`cell_window`); the mask is warped there with PySOT's mapping
+(:func:`paste_mask`: ``cv2.warpAffine``, bilinear, zero outside). Thresholding and the
+rotated rectangle around the largest contour follow SiamMask's tracker, which uses both.
+
+In match mode the whole-scene search finds boxes; each final instance then gets its own
+mask from a second, local look, exactly as the tracker would take it
+(:class:`InstanceMasker`): a search crop centred on the instance with the context of a
+template of the instance's size, one batched network pass over all the instance crops,
+the mask predicted at the most confident score cell near the crop centre, warped back into
+the scene, thresholded, and outlined by the rotated rectangle around its largest contour.
+This keeps the mask path independent of the pyramid and tiling, costs one search-crop
+pass per instance, and gives every instance a mask in scene coordinates.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 
 from matcher.inference.local import centre_peak, search_crops
-from matcher.inference.masks import cell_window, paste_mask
 from matcher.inference.rpn_tracker import foreground_probability
 from matcher.inference.tracking import crops_to_tensor
-from matcher.masks import largest_contour_polygon
+from matcher.mask_codec import largest_contour_polygon
+
+
+def cell_window(
+    crop_box: tuple[float, float, float],
+    row: int,
+    col: int,
+    *,
+    instance_size: int,
+    exemplar_size: int,
+    stride: int,
+    base_size: int,
+) -> tuple[float, float, float]:
+    """Image-pixel square ``(x0, y0, side)`` covered by the mask of a score cell.
+
+    Args:
+        crop_box: ``(x0, y0, side)`` of the search crop in the image.
+        row / col: the score cell.
+        instance_size / exemplar_size / stride / base_size: network geometry.
+    """
+    x0, y0, side = crop_box
+    s = side / instance_size
+    return (
+        x0 + (col - base_size / 2) * stride * s,
+        y0 + (row - base_size / 2) * stride * s,
+        s * exemplar_size,
+    )
+
+
+def paste_mask(
+    mask: np.ndarray, window: tuple[float, float, float], image_size: tuple[int, int]
+) -> np.ndarray:
+    """Warp an ``MxM`` mask (probabilities) onto its image window.
+
+    Args:
+        mask: ``(M, M)`` float32 in ``[0, 1]``.
+        window: ``(x0, y0, side)`` in image pixels.
+        image_size: ``(height, width)``.
+
+    Returns:
+        ``(height, width)`` float32, zero outside the window.
+    """
+    height, width = image_size
+    out = mask.shape[0]
+    s = out / window[2]
+    back = (-window[0] * s, -window[1] * s, width * s, height * s)
+    a = (width - 1) / back[2]
+    b = (height - 1) / back[3]
+    mapping = np.array([[a, 0, -a * back[0]], [0, b, -b * back[1]]], dtype=np.float64)
+    return cv2.warpAffine(
+        np.ascontiguousarray(mask, dtype=np.float32),
+        mapping,
+        (width, height),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
 
 
 @dataclass(frozen=True)
