@@ -119,7 +119,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     catalog_dir = None
     if not args.no_catalog:
         from api.default_catalog import ensure_catalog
-        from index.catalog import catalog_location_problem
+        from index.catalog_folder import catalog_location_problem
 
         given = args.catalog or os.environ.get("SIAMMATCH_CATALOG") or DEFAULT_CATALOG
         problem = catalog_location_problem(given)

@@ -83,7 +83,8 @@ def main() -> int:
 
     import faiss
 
-    from index.faiss_index import VectorIndex, train_size
+    from index.faiss_factory import train_size
+    from index.faiss_index import VectorIndex
 
     k = 10
     t0 = time.perf_counter()

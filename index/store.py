@@ -13,23 +13,23 @@ Tables::
 ``seq`` is an ``AUTOINCREMENT`` key, never reused, and is the product's FAISS id.
 Every write is one ``BEGIN IMMEDIATE`` transaction that also appends to ``changes``, so a
 reader that remembers the last ``change_seq`` it applied can catch up on exactly what
-happened since (:meth:`CatalogStore.changes_since`). The database runs in WAL mode with
-``synchronous=FULL``: a transaction that returned is on disk, and readers never block
-writers. Each thread uses its own connection.
+happened since (:func:`index.change_log.changes_since`). The database runs in WAL mode
+with ``synchronous=FULL``: a transaction that returned is on disk, and readers never block
+writers. Each thread uses its own connection (:class:`~index.sqlite_db.SQLiteDatabase`).
+Its product rows are the dataclasses of :mod:`index.product_rows`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sqlite3
-import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from index.product_rows import NewProduct, ProductRow
+from index.sqlite_db import SQLiteDatabase
 from matcher.errors import CatalogError, DuplicateProductError, ProductNotFoundError
 
 logger = logging.getLogger(__name__)
@@ -65,59 +65,8 @@ class StaleEmbedderError(Exception):
     """The catalog's embedder changed since the caller last read it (internal)."""
 
 
-@dataclass(frozen=True)
-class ProductRow:
-    """A ``products`` row, optionally with its image.
-
-    Attributes:
-        seq: FAISS id.
-        product_id, metadata, box, created_at, height, width: stored values (JSON text
-            for ``metadata`` and ``box``).
-        png: the image bytes, or ``None`` when not read.
-    """
-
-    seq: int
-    product_id: str
-    metadata: str
-    box: str | None
-    created_at: float
-    height: int
-    width: int
-    png: bytes | None = None
-
-
-@dataclass(frozen=True)
-class NewProduct:
-    """Everything one ``add`` writes.
-
-    Attributes:
-        vector: ``(dim,)`` float32.
-        template: ``(key, features)`` of the cached template features, or ``None``.
-    """
-
-    product_id: str
-    metadata: str
-    box: str | None
-    created_at: float
-    height: int
-    width: int
-    png: bytes
-    vector: np.ndarray
-    template: tuple[str, bytes] | None = None
-
-
-@dataclass(frozen=True)
-class Change:
-    """One change-log entry; ``vector`` is the added vector if the product still exists."""
-
-    change_seq: int
-    op: str
-    seq: int | None
-    vector: bytes | None
-
-
-class CatalogStore:
-    """Thread-safe access to one catalog database.
+class CatalogStore(SQLiteDatabase):
+    """Thread-safe access to one catalog database: its schema and its queries.
 
     Args:
         folder: the catalog folder.
@@ -129,84 +78,20 @@ class CatalogStore:
     """
 
     def __init__(self, folder: Path, *, create: bool, timeout: float = 60.0) -> None:
-        self.path = Path(folder) / DB_NAME
-        if not self.path.exists() and not create:
+        path = Path(folder) / DB_NAME
+        if not path.exists() and not create:
             raise CatalogError(f"{str(folder)!r} holds no catalog ({DB_NAME} is missing)")
-        self.timeout = timeout
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._guard = threading.Lock()
-        self._closed = False
-        with self._errors("open"):
+        super().__init__(path, timeout=timeout)
+        with self.errors("open"):
             conn = self.conn()
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(_SCHEMA)
-
-    # -- connections -----------------------------------------------------------------------
-
-    def conn(self) -> sqlite3.Connection:
-        """This thread's connection (autocommit mode; transactions are explicit)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            if self._closed:
-                raise CatalogError("the catalog is closed")
-            conn = sqlite3.connect(
-                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
-            )
-            conn.execute("PRAGMA synchronous=FULL")
-            self._local.conn = conn
-            with self._guard:
-                self._connections.append(conn)
-        return conn
-
-    def close(self) -> None:
-        """Close every thread's connection."""
-        with self._guard:
-            self._closed = True
-            for conn in self._connections:
-                conn.close()
-            self._connections.clear()
-
-    @contextlib.contextmanager
-    def _errors(self, what: str) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.IntegrityError:
-            raise
-        except sqlite3.Error as exc:
-            raise CatalogError(
-                f"catalog database {str(self.path)!r}: {what} failed: {exc}"
-            ) from exc
-
-    @contextlib.contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on error)."""
-        conn = self.conn()
-        with self._errors("write"):
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-
-    @contextlib.contextmanager
-    def read(self) -> Iterator[sqlite3.Connection]:
-        """A read transaction: every statement inside sees one snapshot."""
-        conn = self.conn()
-        with self._errors("read"):
-            conn.execute("BEGIN")
-            try:
-                yield conn
-            finally:
-                conn.execute("COMMIT")
 
     # -- meta ------------------------------------------------------------------------------
 
     def meta(self) -> dict[str, str]:
         """All settings."""
-        with self._errors("read"):
+        with self.errors("read"):
             return dict(self.conn().execute("SELECT key, value FROM meta").fetchall())
 
     def initialise(self, values: dict[str, str], blobs: dict[str, bytes]) -> bool:
@@ -265,7 +150,7 @@ class CatalogStore:
 
     def blob(self, name: str) -> bytes | None:
         """A stored blob, or ``None``."""
-        with self._errors("read"):
+        with self.errors("read"):
             row = self.conn().execute("SELECT data FROM blobs WHERE name = ?", (name,)).fetchone()
         return None if row is None else bytes(row[0])
 
@@ -344,7 +229,7 @@ class CatalogStore:
         Raises:
             ProductNotFoundError: unknown id.
         """
-        with self._errors("read"):
+        with self.errors("read"):
             row = (
                 self.conn()
                 .execute(
@@ -360,7 +245,7 @@ class CatalogStore:
 
     def page(self, after: str | None, limit: int) -> list[ProductRow]:
         """Up to ``limit`` products with ids greater than ``after``, by id."""
-        with self._errors("read"):
+        with self.errors("read"):
             rows = (
                 self.conn()
                 .execute(
@@ -377,7 +262,7 @@ class CatalogStore:
         """Which of ``product_ids`` are in the catalog."""
         ids = list(product_ids)
         found: set[str] = set()
-        with self._errors("read"):
+        with self.errors("read"):
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
                 marks = ",".join("?" * len(chunk))
@@ -389,7 +274,7 @@ class CatalogStore:
 
     def count(self) -> int:
         """Number of products."""
-        with self._errors("read"):
+        with self.errors("read"):
             return int(self.conn().execute("SELECT COUNT(*) FROM products").fetchone()[0])
 
     def product_ids(self, seqs: Iterable[int]) -> dict[int, str]:
@@ -398,82 +283,13 @@ class CatalogStore:
         if not seqs:
             return {}
         marks = ",".join("?" * len(seqs))
-        with self._errors("read"):
+        with self.errors("read"):
             rows = self.conn().execute(
                 f"SELECT seq, product_id FROM products WHERE seq IN ({marks})", seqs
             )
             return dict(rows.fetchall())
 
-    # -- vectors and the change log ---------------------------------------------------------
-
-    def last_change(self) -> int:
-        """The newest ``change_seq`` (0 when the log is empty)."""
-        with self._errors("read"):
-            row = self.conn().execute("SELECT MAX(change_seq) FROM changes").fetchone()
-        return int(row[0] or 0)
-
-    def changes_since(self, change_seq: int, *, limit: int = 100_000) -> list[Change]:
-        """Log entries after ``change_seq``, oldest first, with the vectors of the adds."""
-        with self._errors("read"):
-            rows = (
-                self.conn()
-                .execute(
-                    "SELECT c.change_seq, c.op, c.seq, v.vector FROM changes c "
-                    "LEFT JOIN vectors v ON c.op = 'add' AND v.seq = c.seq "
-                    "WHERE c.change_seq > ? ORDER BY c.change_seq LIMIT ?",
-                    (change_seq, limit),
-                )
-                .fetchall()
-            )
-        return [Change(*row) for row in rows]
-
-    def snapshot(self) -> tuple[int, np.ndarray]:
-        """``(last change_seq, every product seq)`` read in one snapshot."""
-        with self.read() as conn:
-            last = conn.execute("SELECT MAX(change_seq) FROM changes").fetchone()[0]
-            seqs = np.fromiter(
-                (r[0] for r in conn.execute("SELECT seq FROM vectors ORDER BY seq")), np.int64
-            )
-        return int(last or 0), seqs
-
-    def vectors(
-        self, seqs: np.ndarray | None = None, *, dim: int, chunk: int = 65536
-    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Stored vectors as ``(ids (n,) int64, xb (n, dim) float32)`` chunks.
-
-        Args:
-            seqs: only these products (missing ones are skipped); ``None`` for all.
-            dim: vector length.
-            chunk: rows per yielded chunk.
-        """
-        if seqs is None:
-            after = -1
-            while True:
-                with self._errors("read"):
-                    rows = (
-                        self.conn()
-                        .execute(
-                            "SELECT seq, vector FROM vectors WHERE seq > ? ORDER BY seq LIMIT ?",
-                            (after, chunk),
-                        )
-                        .fetchall()
-                    )
-                if not rows:
-                    return
-                yield _decode_rows(rows, dim)
-                after = rows[-1][0]
-        wanted = [int(s) for s in seqs]
-        for start in range(0, len(wanted), 500):
-            part = wanted[start : start + 500]
-            marks = ",".join("?" * len(part))
-            with self._errors("read"):
-                rows = (
-                    self.conn()
-                    .execute(f"SELECT seq, vector FROM vectors WHERE seq IN ({marks})", part)
-                    .fetchall()
-                )
-            if rows:
-                yield _decode_rows(rows, dim)
+    # -- images ----------------------------------------------------------------------------
 
     def image_rows(
         self, seqs: np.ndarray | None = None, *, chunk: int = 256
@@ -485,14 +301,14 @@ class CatalogStore:
             for start in range(0, len(wanted), chunk):
                 part = wanted[start : start + chunk]
                 marks = ",".join("?" * len(part))
-                with self._errors("read"):
+                with self.errors("read"):
                     rows = self.conn().execute(f"{query} WHERE p.seq IN ({marks})", part).fetchall()
                 if rows:
                     yield [ProductRow(*row) for row in rows]
             return
         after = -1
         while True:
-            with self._errors("read"):
+            with self.errors("read"):
                 rows = (
                     self.conn()
                     .execute(f"{query} WHERE p.seq > ? ORDER BY p.seq LIMIT ?", (after, chunk))
@@ -511,7 +327,7 @@ class CatalogStore:
         Raises:
             ProductNotFoundError: unknown id.
         """
-        with self._errors("read"):
+        with self.errors("read"):
             row = (
                 self.conn()
                 .execute(
@@ -548,9 +364,3 @@ def _put(conn: sqlite3.Connection, values: dict[str, str], blobs: dict[str, byte
         "ON CONFLICT(name) DO UPDATE SET data = excluded.data",
         sorted(blobs.items()),
     )
-
-
-def _decode_rows(rows: list[tuple[int, bytes]], dim: int) -> tuple[np.ndarray, np.ndarray]:
-    ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
-    xb = np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), dim)
-    return ids, xb

@@ -29,13 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from index.faiss_index import (
-    IndexFileError,
-    VectorIndex,
-    check_search_params,
-    remove_stale_temp_files,
-    train_size,
-)
+from index.change_log import changes_since, last_change, snapshot, stored_vectors
+from index.faiss_factory import check_search_params, train_size
+from index.faiss_index import VectorIndex
+from index.index_file import IndexFileError, remove_stale_temp_files
 from index.store import CatalogStore
 from matcher.errors import CatalogError, InvalidArgumentError
 
@@ -54,7 +51,7 @@ class SyncedIndex:
         folder: the catalog folder (where ``index.faiss`` lives).
         search_params: ``faiss.ParameterSpace`` overrides.
         min_train_size: vectors needed before an IVF/PQ factory is trained, or ``None``
-            for :func:`~index.faiss_index.train_size`.
+            for :func:`~index.faiss_factory.train_size`.
         autosave_every: save after this many applied changes.
         on_reindex: called (with the lock held) after another process re-indexed and the
             settings were re-read, before the index is reopened.
@@ -99,7 +96,7 @@ class SyncedIndex:
         """Apply the change-log entries written (by any process) since the last applied."""
         with self.lock:
             while True:
-                changes = self.store.changes_since(self.applied)
+                changes = changes_since(self.store, self.applied)
                 if not changes:
                     break
                 if any(
@@ -201,7 +198,7 @@ class SyncedIndex:
             expected = (self.uuid, self.factory, self.dim, self.vectors_version)
             if (header.uuid, header.factory, header.dim, header.vectors_version) != expected:
                 raise IndexFileError("it was written for other catalog settings")
-            if header.applied > self.store.last_change():
+            if header.applied > last_change(self.store):
                 raise IndexFileError("it is ahead of the database")
         except IndexFileError as exc:
             if self.path.exists():
@@ -218,12 +215,12 @@ class SyncedIndex:
 
     def _reconcile(self) -> bool:
         """Make the index hold exactly the stored vectors; returns whether it changed."""
-        last, db_ids = self.store.snapshot()
+        last, db_ids = snapshot(self.store)
         index_ids = self.index.ids()
         extra = np.setdiff1d(index_ids, db_ids)
         missing = np.setdiff1d(db_ids, index_ids)
         self.index.remove(extra)
-        for ids, xb in self.store.vectors(missing, dim=self.dim):
+        for ids, xb in stored_vectors(self.store, missing, dim=self.dim):
             self.index.add(ids, xb)
         self.applied = last
         return bool(len(extra) or len(missing))
@@ -252,7 +249,7 @@ class SyncedIndex:
     def _rebuild(self, factory: str, *, announce: bool = False, force_train: bool = False) -> None:
         """Index the stored vectors of one snapshot; save; with ``announce`` set the factory
         and log a ``reindex`` for the other processes (after the file is in place)."""
-        last, db_ids = self.store.snapshot()
+        last, db_ids = snapshot(self.store)
         threshold = self.train_threshold(factory)
         trained = bool(threshold) and (force_train or len(db_ids) >= threshold)
         index = VectorIndex.empty(
@@ -262,7 +259,7 @@ class SyncedIndex:
             rng = np.random.default_rng(0)
             size = min(len(db_ids), max(threshold, TRAIN_SAMPLE))
             sample = np.sort(rng.choice(db_ids, size=size, replace=False))
-            parts = [xb for _, xb in self.store.vectors(sample, dim=self.dim)]
+            parts = [xb for _, xb in stored_vectors(self.store, sample, dim=self.dim)]
             xt = np.concatenate(parts) if parts else np.zeros((0, self.dim), np.float32)
             try:
                 index.train(xt)
@@ -271,7 +268,7 @@ class SyncedIndex:
                     f"cannot train index {factory!r} on {len(xt)} vectors: "
                     f"{str(exc).strip().splitlines()[-1]}"
                 ) from None
-        for ids, xb in self.store.vectors(None, dim=self.dim):
+        for ids, xb in stored_vectors(self.store, None, dim=self.dim):
             keep = np.isin(ids, db_ids)
             index.add(ids[keep], xb[keep])
         self.index, self.applied, self.factory = index, last, factory

@@ -16,7 +16,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
     keeps the old one's permissions (0644 when there was none).
 
     The temporary file is ``.<name>.<pid>.<random>.tmp``, so a cleaner can tell the files
-    of dead writers (see :func:`index.faiss_index.remove_stale_temp_files`).
+    of dead writers (see :func:`index.index_file.remove_stale_temp_files`).
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.

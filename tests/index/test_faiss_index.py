@@ -6,13 +6,9 @@ import faiss
 import numpy as np
 import pytest
 
-from index.faiss_index import (
-    DEFAULT_EF_SEARCH,
-    IndexFileError,
-    VectorIndex,
-    check_factory,
-    train_size,
-)
+from index.faiss_factory import DEFAULT_EF_SEARCH, check_factory, train_size
+from index.faiss_index import VectorIndex
+from index.index_file import IndexFileError
 from matcher.errors import InvalidArgumentError
 from tests.index.conftest import clustered_vectors
 
