@@ -4,7 +4,7 @@
 seen vs unseen, seeded references from other images, pycocotools AP50/AP for boxes and
 masks, mean and spread over runs, plus an absent-category pass) for a matcher recipe or a
 precomputed detections file, on COCO itself (``--split 1..4``) or on any COCO-format set
-with a split file (``--split-file``). See :mod:`trainers.evaluate.coco_oneshot`.
+with a split file (``--split-file``). See :mod:`trainers.evaluate.oneshot`.
 
 :func:`register` adds the ``eval`` parser to the ``siammatch`` command line; each benchmark
 is added by one function of :data:`EVAL_COMMANDS` taking the ``eval`` sub-parsers object,
@@ -134,11 +134,16 @@ def add_coco_oneshot(benchmarks: argparse._SubParsersAction) -> None:
 def cmd_coco_oneshot(args: argparse.Namespace) -> int:
     """Run ``eval coco-oneshot``; returns the exit status."""
     from matcher.errors import InvalidArgumentError
-    from trainers.evaluate import coco_oneshot as co
-    from trainers.evaluate.oneshot_data import load_dataset
-    from trainers.evaluate.oneshot_queries import ReferenceRule, draw_queries
-    from trainers.evaluate.oneshot_report import to_markdown
-    from trainers.evaluate.oneshot_splits import GROUPS, coco_split, load_split_file
+    from trainers.evaluate.oneshot.data import load_dataset
+    from trainers.evaluate.oneshot.detections import (
+        detections_from_records,
+        read_detection_records,
+        runs_in_records,
+    )
+    from trainers.evaluate.oneshot.protocol import evaluate, run_matcher
+    from trainers.evaluate.oneshot.queries import ReferenceRule, draw_queries
+    from trainers.evaluate.oneshot.report import to_markdown
+    from trainers.evaluate.oneshot.splits import GROUPS, coco_split, load_split_file
 
     uses_matcher = bool(args.recipe or args.weights)
     if uses_matcher and args.detections:
@@ -173,10 +178,10 @@ def cmd_coco_oneshot(args: argparse.Namespace) -> int:
         if not os.path.isdir(images_dir):
             raise InvalidArgumentError(f"images folder {images_dir!r} does not exist")
         matcher_obj = _load_matcher(args)
-    records = co.read_detection_records(args.detections) if args.detections else None
+    records = read_detection_records(args.detections) if args.detections else None
     runs = args.runs
     if runs is None:
-        runs = co.runs_in_records(records) if records is not None else DEFAULT_RUNS
+        runs = runs_in_records(records) if records is not None else DEFAULT_RUNS
     image_ids = sorted(dataset.images)
     if args.max_images is not None:
         image_ids = image_ids[: args.max_images]
@@ -198,13 +203,13 @@ def cmd_coco_oneshot(args: argparse.Namespace) -> int:
 
     settings: dict[str, Any] = {"classes": args.classes}
     if matcher_obj is None:
-        detections = co.detections_from_records(records, dataset, plan, name=args.detections)
+        detections = detections_from_records(records, dataset, plan, name=args.detections)
         threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
         source: dict[str, Any] = {"kind": "detections", "detections": args.detections}
     else:
         threshold = matcher_obj.score_threshold if args.threshold is None else args.threshold
         floor = min(args.score_floor, threshold)
-        detections = co.run_matcher(
+        detections = run_matcher(
             matcher_obj,
             dataset,
             plan,
@@ -223,7 +228,7 @@ def cmd_coco_oneshot(args: argparse.Namespace) -> int:
             "overrides": list(args.overrides),
         }
         settings.update(max_instances=args.max_instances, score_floor=floor)
-    report = co.evaluate(
+    report = evaluate(
         dataset, plan, detections, threshold=threshold, source=source, settings=settings
     )
     markdown = to_markdown(report)

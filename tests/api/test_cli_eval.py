@@ -8,7 +8,7 @@ import json
 import pytest
 
 import api.cli
-from tests.trainers.coco_oneshot_helpers import make_dataset, perfect_records
+from tests.trainers.oneshot.helpers import make_dataset, perfect_records
 
 SYNTH_SPLIT = {"unseen": [1, 3, 5], "seen": [2, 4, 6]}
 # siamfc_pixels settings that keep the pyramid short so a scene takes a fraction of a second
@@ -211,7 +211,7 @@ def test_siam_mask_rcnn_r50_end_to_end_with_masks(synth, tmp_path, capsys):
     import torch
 
     import matcher
-    from matcher.checkpoints import save_checkpoint
+    from matcher.checkpoints.io import save_checkpoint
 
     torch.manual_seed(0)
     untrained = matcher.build(matcher.load_recipe("siam_mask_rcnn_r50"))

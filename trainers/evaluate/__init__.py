@@ -1,2 +1,2 @@
 """Evaluation: pair localisation metrics (training validation), tracking success/precision,
-and (later) the COCO one-shot protocol."""
+and the COCO one-shot protocol (:mod:`trainers.evaluate.oneshot`)."""

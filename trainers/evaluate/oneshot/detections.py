@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 
 from matcher.errors import InvalidArgumentError
-from trainers.evaluate.oneshot_data import OneShotDataset
-from trainers.evaluate.oneshot_queries import QueryKey, QueryPlan
+from trainers.evaluate.oneshot.data import OneShotDataset
+from trainers.evaluate.oneshot.queries import QueryKey, QueryPlan
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from trainers.evaluate.oneshot_scoring import CocoScores
+from trainers.evaluate.oneshot.scoring import CocoScores
 
 REPORT_VERSION = 1
 

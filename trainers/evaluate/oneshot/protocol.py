@@ -1,12 +1,13 @@
 """MS-COCO one-shot evaluation (the Siamese Mask R-CNN protocol) for every matcher.
 
-Flow: :func:`~trainers.evaluate.oneshot_data.load_dataset` -> a class split
-(:mod:`~trainers.evaluate.oneshot_splits`) ->
-:func:`~trainers.evaluate.oneshot_queries.draw_queries` -> detections, either from a
-matcher (:func:`run_matcher`) or from a file (:func:`read_detections`) ->
+Flow: :func:`~trainers.evaluate.oneshot.data.load_dataset` -> a class split
+(:mod:`~trainers.evaluate.oneshot.splits`) ->
+:func:`~trainers.evaluate.oneshot.queries.draw_queries` -> detections, either from a
+matcher (:func:`run_matcher`) or from a file
+(:func:`~trainers.evaluate.oneshot.detections.read_detections`) ->
 :func:`evaluate`, which scores each run and group with pycocotools
-(:mod:`~trainers.evaluate.oneshot_scoring`) and builds the report
-(:mod:`~trainers.evaluate.oneshot_report`).
+(:mod:`~trainers.evaluate.oneshot.scoring`) and builds the report
+(:mod:`~trainers.evaluate.oneshot.report`).
 
 **Matchers.** Anything with ``match(reference, scene, *, max_instances, score_threshold)``
 returning a :class:`matcher.MatchResult` works: the Siamese trackers in match mode and the
@@ -19,7 +20,7 @@ cropped by the matcher's own template rule.
 **Detections files** (``--detections``) are COCO results with an optional ``run`` field;
 ``category_id`` is the reference's category, and ``(run, image_id, category_id)`` names the
 query whose reference the seeded draw gives (format in
-:mod:`~trainers.evaluate.oneshot_detections`).
+:mod:`~trainers.evaluate.oneshot.detections`).
 """
 
 from __future__ import annotations
@@ -34,31 +35,15 @@ from typing import Any
 import numpy as np
 
 from matcher.errors import InvalidArgumentError
-from trainers.evaluate.oneshot_data import OneShotDataset, check_image_files, image_path
-from trainers.evaluate.oneshot_detections import (
-    DetectionSet,
-    QueryDetections,
-    detections_from_records,
-    read_detection_records,
-    read_detections,
-    runs_in_records,
-)
-from trainers.evaluate.oneshot_queries import Query, QueryKey, QueryPlan
-from trainers.evaluate.oneshot_report import RunScores, build_report
-from trainers.evaluate.oneshot_scoring import ground_truth_without, score_results
+from trainers.evaluate.oneshot.data import OneShotDataset, check_image_files, image_path
+from trainers.evaluate.oneshot.detections import DetectionSet, QueryDetections
+from trainers.evaluate.oneshot.queries import Query, QueryKey, QueryPlan
+from trainers.evaluate.oneshot.report import RunScores, build_report
+from trainers.evaluate.oneshot.scoring import ground_truth_without, score_results
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "DetectionSet",
-    "QueryDetections",
-    "detections_from_records",
-    "evaluate",
-    "read_detection_records",
-    "read_detections",
-    "run_matcher",
-    "runs_in_records",
-]
+__all__ = ["evaluate", "run_matcher"]
 
 #: Most references given to one ``match_many`` call.
 MAX_REFERENCES_PER_CALL = 64
@@ -149,7 +134,7 @@ def _match(
 
 
 def _from_instances(instances: Sequence[Any], scene_size: tuple[int, int]) -> QueryDetections:
-    from matcher.masks import encode_rle
+    from matcher.mask_codec import encode_rle
 
     boxes = np.array([inst.box for inst in instances], dtype=np.float64).reshape(-1, 4)
     boxes[:, 2:] -= boxes[:, :2]  # xyxy -> COCO xywh
@@ -208,13 +193,14 @@ def evaluate(
     Args:
         dataset: the annotations.
         plan: the queries the detections answer.
-        detections: from :func:`run_matcher` or :func:`read_detections`.
+        detections: from :func:`run_matcher` or
+            :func:`~trainers.evaluate.oneshot.detections.read_detections`.
         threshold: operating score threshold (recall/precision, absent false positives).
         source: what produced the detections, copied into the report.
         settings: further settings copied into the report.
 
     Returns:
-        The JSON-ready report (:func:`~trainers.evaluate.oneshot_report.build_report`).
+        The JSON-ready report (:func:`~trainers.evaluate.oneshot.report.build_report`).
     """
     if not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
         raise InvalidArgumentError(f"threshold must be within [0, 1], got {threshold}")

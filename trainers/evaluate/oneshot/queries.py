@@ -34,8 +34,8 @@ import numpy as np
 
 from matcher.checks import check_int
 from matcher.errors import InvalidArgumentError
-from trainers.evaluate.oneshot_data import OneShotDataset
-from trainers.evaluate.oneshot_splits import GROUPS, ClassSplit
+from trainers.evaluate.oneshot.data import OneShotDataset
+from trainers.evaluate.oneshot.splits import GROUPS, ClassSplit
 
 logger = logging.getLogger(__name__)
 

@@ -9,17 +9,23 @@ Layout (image id: instances as ``(category, [x, y, w, h], iscrowd)``), 80x64 ima
 * image 7 is empty.
 
 Split file: unseen = {1, 2, 5}, seen = {3, 4}.
+
+:func:`draw_plan` and :func:`exported_queries` draw queries on the set as loaded by the
+``small`` fixture (``conftest.py``).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 from PIL import Image
 from pycocotools import mask as coco_mask
+
+from trainers.evaluate.oneshot.queries import QueryPlan, draw_queries
 
 HEIGHT, WIDTH = 64, 80
 LAYOUT: dict[int, list[tuple[int, tuple[int, int, int, int], int]]] = {
@@ -103,3 +109,14 @@ def perfect_records(queries: list[dict[str, Any]], *, masks: bool = True) -> lis
                 rec["segmentation"] = rect_rle(box)
             out.append(rec)
     return out
+
+
+def draw_plan(small: SimpleNamespace, *, runs: int = 3, seed: int = 0, **kwargs: Any) -> QueryPlan:
+    """The queries of the ``small`` fixture's set and split (further ``draw_queries`` options
+    in ``kwargs``)."""
+    return draw_queries(small.dataset, small.split, runs=runs, seed=seed, **kwargs)
+
+
+def exported_queries(plan: QueryPlan, small: SimpleNamespace) -> list[dict[str, Any]]:
+    """The queries of ``plan`` in their exported JSON form (``--export-references``)."""
+    return plan.to_dict(small.dataset)["queries"]
