@@ -18,7 +18,6 @@ from matcher.embedder import (
     Embedder,
     EmbedderSpec,
     build_embedder,
-    info_nce,
     load_embedder,
     save_embedder,
 )
@@ -31,7 +30,6 @@ __all__ = [
     "Product",
     "SceneHit",
     "build_embedder",
-    "info_nce",
     "load_embedder",
     "save_embedder",
     "search_scene",

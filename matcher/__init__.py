@@ -17,8 +17,8 @@ from matcher.builder import (
     load_trained,
     resolve_device,
     runs_untrained,
-    shipped_weights,
 )
+from matcher.checkpoints.shipped import shipped_weights
 from matcher.config import Recipe
 from matcher.errors import (
     CatalogError,

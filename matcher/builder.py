@@ -13,15 +13,18 @@ import os
 import torch
 
 from matcher.baselines import BASELINES, build_baseline
-from matcher.checkpoints import load_weights, read_checkpoint, shipped_weights
-from matcher.config import DetectConfig, Recipe, TrackConfig, score_size
+from matcher.checkpoints.io import load_weights, read_checkpoint
+from matcher.checkpoints.shipped import shipped_weights
+from matcher.config import Recipe
 from matcher.errors import CheckpointError, ConfigError, InvalidArgumentError
 from matcher.inference.anchors import anchor_shapes
 from matcher.inference.decode import AnchorDecoder, ResponseDecoder
 from matcher.inference.point_decoder import PointDecoder
-from matcher.inference.siammask_masks import InstanceMasker, MaskGeometry
+from matcher.inference.siammask_masks import InstanceMasker
 from matcher.inference.verify import Verifier
+from matcher.inference_config import DetectConfig, TrackConfig
 from matcher.interface import Matcher
+from matcher.model_config import net_geometry
 from matcher.models.builders import (
     build_siam_mask_rcnn_net,
     build_siamese_net,
@@ -62,6 +65,7 @@ def build_siamfc(recipe: Recipe, device: torch.device) -> SiameseMatcher:
         recipe=recipe,
         net=build_siamese_net(recipe.model),
         decoder=ResponseDecoder(),
+        geometry=net_geometry(recipe.model),
         device=device,
         verifier=_verifier(recipe, device),
     )
@@ -79,6 +83,7 @@ def build_siamrpn(recipe: Recipe, device: torch.device) -> SiameseMatcher:
         recipe=recipe,
         net=build_siamese_net(model),
         decoder=AnchorDecoder(anchor_shapes=shapes, penalty_k=recipe.inference.match.penalty_k),
+        geometry=net_geometry(model),
         device=device,
         verifier=_verifier(recipe, device),
     )
@@ -91,21 +96,14 @@ def build_siammask(recipe: Recipe, device: torch.device) -> SiameseMatcher:
     if model.anchor is None:
         raise ConfigError(f"recipe {recipe.name!r}: family siammask needs model.anchor")
     shapes = anchor_shapes(model.stride, model.anchor.ratios, model.anchor.scales)
-    geometry = MaskGeometry(
-        exemplar_size=model.exemplar_size,
-        instance_size=model.instance_size,
-        stride=model.stride,
-        base_size=model.base_size,
-        context_amount=model.context_amount,
-        score_size=score_size(model, model.instance_size),
-        num_anchors=len(shapes),
-    )
+    geometry = net_geometry(model)
     return SiameseMatcher(
         recipe=recipe,
         net=build_siammask_net(model),
         decoder=AnchorDecoder(anchor_shapes=shapes, penalty_k=recipe.inference.match.penalty_k),
         device=device,
         masker=InstanceMasker(geometry=geometry, threshold=_tracking(recipe).mask_threshold),
+        geometry=geometry,
         verifier=_verifier(recipe, device),
     )
 
@@ -118,6 +116,7 @@ def build_siamfcpp(recipe: Recipe, device: torch.device) -> SiameseMatcher:
         recipe=recipe,
         net=build_siamese_net(recipe.model),
         decoder=PointDecoder(penalty_k=recipe.inference.match.penalty_k),
+        geometry=net_geometry(recipe.model),
         device=device,
         verifier=_verifier(recipe, device),
     )

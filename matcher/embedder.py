@@ -12,11 +12,12 @@ The default spec is CPU-friendly: the tiny recipes' AlexNetV1 at a quarter width
 is the matchers': raw ``0..255`` values in the spec's channel order, so a trained matcher's
 backbone can be loaded into it (``build_embedder(spec, backbone_weights=...)``).
 Un-trained, its random-feature vectors still find exact and near-exact copies of catalog
-images; training with :func:`info_nce` on same-product pairs makes it invariant to the
-scene's changes.
+images; training with :func:`trainers.losses.contrastive.info_nce` on same-product pairs
+makes it invariant to the scene's changes. Its crops (:func:`~matcher.crops.letterbox`,
+:func:`~matcher.crops.square_crop`) are in :mod:`matcher.crops`.
 
-Files are this project's checkpoints (:func:`matcher.checkpoints.save_checkpoint`) with the
-spec stored under ``recipe["embedder"]``; they load strictly.
+Files are this project's checkpoints (:func:`matcher.checkpoints.io.save_checkpoint`) with
+the spec stored under ``recipe["embedder"]``; they load strictly.
 """
 
 from __future__ import annotations
@@ -32,22 +33,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from matcher.checkpoints import (
-    FORMAT_NAME,
-    SHIPPED_WEIGHTS_DIR,
-    fit_state_dict,
-    get_layout,
-    read_checkpoint,
-    save_checkpoint,
-)
+from matcher.checkpoints.io import FORMAT_NAME, fit_state_dict, read_checkpoint, save_checkpoint
+from matcher.checkpoints.layouts import get_layout
+from matcher.checkpoints.shipped import SHIPPED_WEIGHTS_DIR
 from matcher.checks import check_float, check_int
-from matcher.errors import CheckpointError, ConfigError, InvalidArgumentError, InvalidBoxError
+from matcher.crops import letterbox
+from matcher.errors import CheckpointError, ConfigError, InvalidArgumentError
 from matcher.images import ImageLike, ImageLimits, load_image
 from matcher.models.backbones import build_backbone
 
@@ -279,83 +275,6 @@ class Embedder(nn.Module):
     def load(cls, path: str | os.PathLike, *, device: str | torch.device = "cpu") -> Embedder:
         """Read an embedder checkpoint; see :func:`load_embedder`."""
         return load_embedder(path, device=device)
-
-
-def letterbox(image: np.ndarray, size: int) -> np.ndarray:
-    """Fit ``image`` into a ``size x size`` square, keeping its aspect ratio.
-
-    Args:
-        image: ``(H, W, 3)`` uint8.
-        size: output side.
-
-    Returns:
-        ``(size, size, 3)`` uint8: the image resized (longer side = ``size``), centred and
-        padded with its mean colour.
-    """
-    h, w = image.shape[:2]
-    scale = size / max(h, w)
-    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    resized = cv2.resize(image, (nw, nh), interpolation=interp)
-    canvas = np.empty((size, size, 3), np.uint8)
-    canvas[:] = np.round(image.reshape(-1, 3).mean(axis=0)).astype(np.uint8)
-    top, left = (size - nh) // 2, (size - nw) // 2
-    canvas[top : top + nh, left : left + nw] = resized
-    return canvas
-
-
-def square_crop(image: np.ndarray, box: Sequence[float], context: float) -> np.ndarray:
-    """The square around ``box`` (xyxy), side ``max(w, h) * (1 + context)``, clipped to the
-    image: what the embedder sees of a box (letterboxed afterwards by :meth:`Embedder.embed`).
-
-    A box that leaves no pixel inside the image gives the 1x1 crop nearest to it.
-
-    Raises:
-        InvalidBoxError: a coordinate is NaN or infinite.
-    """
-    x0, y0, x1, y1 = (float(v) for v in box)
-    if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
-        raise InvalidBoxError(f"cannot crop around box {tuple(box)!r}: non-finite coordinates")
-    side = max(x1 - x0, y1 - y0) * (1 + context)
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    h, w = image.shape[:2]
-    left = min(max(0, round(cx - side / 2)), w - 1)
-    top = min(max(0, round(cy - side / 2)), h - 1)
-    right = max(min(w, round(cx + side / 2)), left + 1)
-    bottom = max(min(h, round(cy + side / 2)), top + 1)
-    return image[top:bottom, left:right]
-
-
-def info_nce(a: torch.Tensor, b: torch.Tensor, *, temperature: float = 0.07) -> torch.Tensor:
-    """Symmetric InfoNCE over in-batch negatives.
-
-    Row ``i`` of ``a`` and row ``i`` of ``b`` are two views of the same product (a
-    positive pair); every other row of the other side is a negative. The loss is the mean
-    of the cross-entropies of ``a -> b`` and ``b -> a`` over cosine similarities divided by
-    ``temperature``. Inputs are L2-normalised here, so raw projections work too.
-
-    Args:
-        a: ``(N, D)`` float.
-        b: ``(N, D)`` float.
-        temperature: softmax temperature, > 0.
-
-    Returns:
-        Scalar tensor.
-
-    Raises:
-        ValueError: shapes differ, are not 2-D, ``N < 2`` or ``temperature <= 0``.
-    """
-    if a.ndim != 2 or a.shape != b.shape:
-        raise ValueError(
-            f"info_nce needs two (N, D) tensors of one shape, got {a.shape}, {b.shape}"
-        )
-    if a.shape[0] < 2:
-        raise ValueError("info_nce needs at least two pairs (the negatives are the other pairs)")
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    logits = F.normalize(a, dim=1) @ F.normalize(b, dim=1).T / temperature
-    labels = torch.arange(a.shape[0], device=a.device)
-    return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
 
 
 # -- building and files --------------------------------------------------------------------

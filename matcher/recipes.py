@@ -1,8 +1,9 @@
 """Loading recipes: YAML in ``configs/`` -> validated :class:`~matcher.config.Recipe`.
 
-Loading validates every key against the schema in :mod:`matcher.config`: an unknown key or
-a value of the wrong type raises :class:`~matcher.errors.ConfigError` naming the dotted key
-(with a suggestion for near misses). ``key=value`` overrides
+Loading validates every key against the schema rooted at :class:`~matcher.config.Recipe`
+(:mod:`matcher.model_config`, :mod:`matcher.inference_config`, :mod:`matcher.train_config`):
+an unknown key or a value of the wrong type raises :class:`~matcher.errors.ConfigError`
+naming the dotted key (with a suggestion for near misses). ``key=value`` overrides
 (``inference.match.score_threshold=0.4``) go through the same validation. A recipe may start
 from another with ``_base_: other_recipe``; ``tiny/name`` names a recipe in a subfolder.
 """

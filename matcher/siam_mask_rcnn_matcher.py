@@ -2,7 +2,7 @@
 
 It has the face of :class:`~matcher.siamese_matcher.SiameseMatcher` (``name``,
 ``encode_reference``, ``match``, ``match_many``) and no tracking mode. A reference is
-cropped square around its box (:func:`~matcher.inference.reference_crop.reference_crop`)
+cropped square around its box (:func:`~matcher.crops.reference_crop`)
 and encoded to one vector per pyramid level; several photos of one product (k-shot) are
 averaged. A scene is resized to the recipe's detection size and encoded once per call,
 however many references it is matched against; each instance comes with its own mask
@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from matcher.config import Recipe
+from matcher.crops import reference_crop
 from matcher.errors import InvalidArgumentError, NoTrackingModeError
 from matcher.images import ImageLike, load_image
-from matcher.inference.reference_crop import reference_crop
 from matcher.interface import RecipeMatcher, resolve_match_limits
 from matcher.mask_codec import largest_contour_polygon
 from matcher.models.siam_mask_rcnn import SiamMaskRCNN, paste_masks

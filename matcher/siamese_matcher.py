@@ -4,12 +4,12 @@
 context, padded with the reference's mean colour) and returns its head encoding, which
 ``match`` and ``match_many`` reuse; ``tracker()`` returns a fresh tracker of the family
 that shares the same network. A recipe with ``inference.match.verifier`` adds a
-verification stage to match mode (:mod:`matcher.inference.verify`).
+verification stage to match mode (:mod:`matcher.inference.verify`); the steps that re-score
+the Siamese search's candidates are in :mod:`matcher.inference.candidate_scoring`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,27 +17,22 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from matcher.config import Recipe, score_offset
+from matcher.config import Recipe
+from matcher.crops import template_crop
 from matcher.errors import ConfigError, InvalidArgumentError
 from matcher.images import ImageLike, load_image
+from matcher.inference.candidate_scoring import fuse_evidence, pool_params, rescore_distractors
 from matcher.inference.decode import MatchDecoder, ReferenceGeometry
-from matcher.inference.distractors import (
-    LocalGeometry,
-    encode_box_templates,
-    rescore_by_distractors,
-    similarity_matrix,
-)
-from matcher.inference.evidence import ScoredCandidate, fuse_candidates
+from matcher.inference.evidence import ScoredCandidate
 from matcher.inference.fusion import Calibration, colour_histogram, resolve_calibration_path
-from matcher.inference.geometric import GeometricVerifier, ReferenceKeypoints
-from matcher.inference.local import template_crop
+from matcher.inference.geometric import GeometricVerifier, ReferenceKeypoints, SceneFeatures
 from matcher.inference.match import Candidate, SearchParams, search_templates, to_instances
-from matcher.inference.ncc import NccQuery, NccReference, NccScene, NccVerifier
-from matcher.inference.pyramid import Geometry
+from matcher.inference.ncc import NccReference, NccScene, NccVerifier
 from matcher.inference.siammask_masks import InstanceMasker
 from matcher.inference.tracking import TRACKERS, Tracker, crops_to_tensor, to_model_order
 from matcher.inference.verify import Verifier
 from matcher.interface import RecipeMatcher, resolve_match_limits
+from matcher.model_config import NetGeometry
 from matcher.structures import Instance, MatchResult, Reference
 
 logger = logging.getLogger(__name__)
@@ -78,6 +73,7 @@ class SiameseMatcher(RecipeMatcher):
         recipe: the resolved recipe.
         net: the network (its weights already loaded).
         decoder: the family's match-mode decoder.
+        geometry: the network's crop and score-map geometry (``net_geometry(recipe.model)``).
         device: where the network runs.
         masker: predicts a mask for every match-mode instance (SiamMask), or ``None``.
         verifier: match mode's verification stage, or ``None``.
@@ -93,6 +89,7 @@ class SiameseMatcher(RecipeMatcher):
         recipe: Recipe,
         net: torch.nn.Module,
         decoder: MatchDecoder,
+        geometry: NetGeometry,
         device: torch.device,
         masker: InstanceMasker | None = None,
         verifier: Verifier | None = None,
@@ -118,13 +115,7 @@ class SiameseMatcher(RecipeMatcher):
                 "evidence: set inference.match.template: true, or name a calibration "
                 "fitted without it"
             )
-        model = recipe.model
-        self.geometry = Geometry(
-            exemplar_size=model.exemplar_size,
-            instance_size=model.instance_size,
-            stride=model.stride,
-            offset=score_offset(model),
-        )
+        self.geometry = geometry
 
     tracks = True
 
@@ -142,13 +133,12 @@ class SiameseMatcher(RecipeMatcher):
                 f"expected a matcher.Reference, got {type(reference).__name__}; build one "
                 "with Reference.from_image(image, box)"
             )
-        model = self.recipe.model
-        image = to_model_order(reference.image, model.input_format)
+        image = to_model_order(reference.image, self.recipe.model.input_format)
         crop, scale = template_crop(
             image,
             reference.box,
-            exemplar_size=model.exemplar_size,
-            context_amount=model.context_amount,
+            exemplar_size=self.geometry.exemplar_size,
+            context_amount=self.geometry.context_amount,
         )
         with torch.no_grad():
             template = self.net.encode_template(crops_to_tensor(crop, self.device))
@@ -236,7 +226,15 @@ class SiameseMatcher(RecipeMatcher):
         out = []
         for f, cands in zip(feats, results, strict=True):
             if distractor_aware:
-                cands = self._rescore_distractors(f, scene_model, cands)
+                cands = rescore_distractors(
+                    self.net,
+                    f.template,
+                    scene_model,
+                    cands,
+                    geometry=self.geometry,
+                    weight=self.recipe.inference.match.distractor_weight,
+                    device=self.device,
+                )
             if self.geometric is not None:
                 scored = self._fuse(f, image, scene_geometry, scene_ncc, cands)
                 cands = [Candidate(box=c.box, score=c.probability) for c in scored]
@@ -269,22 +267,14 @@ class SiameseMatcher(RecipeMatcher):
         params: SearchParams,
         distractor_aware: bool,
     ) -> list[list[Candidate]]:
-        """The Siamese search's candidates per reference. Re-scoring stages look at a wider
-        pool than the caller keeps, and the verification stages re-rank the search's best
-        boxes whatever their Siamese score."""
-        cfg = self.recipe.inference.match
-        pool = params.max_instances
-        if distractor_aware:
-            pool = max(pool, cfg.distractor_candidates)
-        if self.verifier is not None:
-            pool = max(pool, cfg.verifier_candidates)
-        if self.geometric is not None:
-            pool = max(pool, cfg.geometric_candidates)
-        rescored = self.verifier is not None or self.geometric is not None
-        search_params = dataclasses.replace(
+        """The Siamese search's candidates per reference, from the wider pool the re-scoring
+        stages look at (:func:`~matcher.inference.candidate_scoring.pool_params`)."""
+        search_params = pool_params(
             params,
-            max_instances=pool,
-            score_threshold=0.0 if rescored else params.score_threshold,
+            self.recipe.inference.match,
+            distractor_aware=distractor_aware,
+            verified=self.verifier is not None,
+            geometric=self.geometric is not None,
         )
         return search_templates(
             self.net,
@@ -301,31 +291,26 @@ class SiameseMatcher(RecipeMatcher):
         self,
         f: ReferenceFeatures,
         image: np.ndarray,
-        scene_geometry,
+        scene_geometry: SceneFeatures | None,
         scene_ncc: NccScene | None,
         cands: list[Candidate],
     ) -> list[ScoredCandidate]:
-        cfg = self.recipe.inference.match
-        assert self.geometric is not None and f.geometry is not None and f.colour is not None
-        template = None
-        if self.ncc is not None:
-            assert f.ncc is not None and scene_ncc is not None
-            template = NccQuery(self.ncc, f.ncc, scene_ncc)
-        return fuse_candidates(
-            image=image,
-            pool=cands,
+        """:func:`~matcher.inference.candidate_scoring.fuse_evidence` with this matcher's
+        stages and the reference's features."""
+        return fuse_evidence(
+            image,
+            cands,
             embedding=f.embedding,
             colour=f.colour,
             reference_geometry=f.geometry,
             scene_geometry=scene_geometry,
+            reference_ncc=f.ncc,
+            scene_ncc=scene_ncc,
             verifier=self.verifier,
             geometric=self.geometric,
+            ncc=self.ncc,
             calibration=self.calibration,
-            candidates=cfg.geometric_candidates,
-            proposals=cfg.geometric_proposals,
-            nms_iou=cfg.nms_iou,
-            template=template,
-            template_proposals=cfg.template_proposals,
+            cfg=self.recipe.inference.match,
         )
 
     def scored_candidates(
@@ -347,38 +332,6 @@ class SiameseMatcher(RecipeMatcher):
         cands = self._search([f], scene_model, self._search_params(None, 0.0), False)[0]
         scene_ncc = self.ncc.prepare_scene(image) if self.ncc is not None else None
         return self._fuse(f, image, self.geometric.prepare_scene(image), scene_ncc, cands)
-
-    def _rescore_distractors(
-        self,
-        feats: ReferenceFeatures,
-        scene: np.ndarray,
-        cands: list[Candidate],
-    ) -> list[Candidate]:
-        """Distractor-aware re-scoring of one reference's candidates, best first (see
-        :mod:`matcher.inference.distractors`)."""
-        if len(cands) < 2:
-            return cands
-        model = self.recipe.model
-        geometry = LocalGeometry(
-            exemplar_size=model.exemplar_size,
-            instance_size=model.instance_size,
-            context_amount=model.context_amount,
-        )
-        boxes = [c.box for c in cands]
-        own = encode_box_templates(self.net, scene, boxes, geometry=geometry, device=self.device)
-        templates = [torch.cat([r, o]) for r, o in zip(feats.template, own, strict=True)]
-        sim = similarity_matrix(
-            self.net, templates, scene, boxes, geometry=geometry, device=self.device
-        )
-        scores = rescore_by_distractors(
-            np.array([c.score for c in cands], np.float32),
-            sim[0],
-            sim[1:],
-            np.array(boxes, np.float32),
-            weight=self.recipe.inference.match.distractor_weight,
-        )
-        order = np.argsort(-scores, kind="stable")
-        return [Candidate(box=cands[i].box, score=float(scores[i])) for i in order]
 
     def _search_params(
         self, max_instances: int | None, score_threshold: float | None
@@ -410,6 +363,7 @@ class SiameseMatcher(RecipeMatcher):
         factory = TRACKERS.get(self.recipe.inference.track.tracker)
         return factory(
             net=self.net,
+            geometry=self.geometry,
             model_cfg=self.recipe.model,
             track_cfg=self.recipe.inference.track,
             device=self.device,

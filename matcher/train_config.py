@@ -1,8 +1,9 @@
 """The ``train`` section of a recipe: schedule, data, augmentation, targets and losses.
 
-Kept apart from :mod:`matcher.config` (architecture and inference) because only the
-training core reads it; the dataclasses are still part of the frozen :class:`Recipe` and
-validated the same way (unknown keys and wrong types are errors naming the key).
+Kept apart from :mod:`matcher.model_config` (architecture) and
+:mod:`matcher.inference_config` (inference) because only the training core reads it; the
+dataclasses are still part of the frozen :class:`Recipe` and validated the same way
+(unknown keys and wrong types are errors naming the key).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ TRAINING_TESTS = [
     "tests/trainers/test_learning.py::test_training_improves_held_out_localisation",
     "tests/trainers/test_shipped_weights.py::test_a_short_training_run_lands_within_the_cards_tolerance",
     "tests/trainers/test_siam_mask_rcnn_training.py::test_tiny_recipe_learns_to_detect_and_segment_unseen_products",
-    "tests/matcher/test_embedder.py::test_info_nce_training_separates_products",
+    "tests/trainers/test_losses_contrastive.py::test_info_nce_training_separates_products",
 ]
 LINE = re.compile(r"SPREAD (\S+) seed=(\d+) (.*)$")  # pytest may print a progress mark first
 

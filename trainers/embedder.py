@@ -25,11 +25,12 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision.ops import roi_align
 
-from matcher.embedder import SPEC_KEY, EmbedderSpec, build_embedder, info_nce
+from matcher.embedder import SPEC_KEY, EmbedderSpec, build_embedder
 from matcher.errors import ConfigError
 from matcher.train_config import TrainConfig
 from trainers.evaluate.pairs import to_network_input
-from trainers.tasks import RECIPE_SCHEMAS, register_task
+from trainers.losses.contrastive import info_nce
+from trainers.task_registry import register_task
 
 logger = logging.getLogger(__name__)
 
@@ -81,9 +82,6 @@ def _plain(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [_plain(v) for v in obj]
     return obj
-
-
-RECIPE_SCHEMAS["embedder"] = EmbedderRecipe
 
 
 def square_crops(
@@ -202,4 +200,4 @@ class EmbedderTask:
         }
 
 
-register_task("embedder")(EmbedderTask)
+register_task("embedder", schema=EmbedderRecipe)(EmbedderTask)

@@ -29,12 +29,12 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Sampler
 
-from matcher.checkpoints import save_checkpoint
+from matcher.checkpoints.io import save_checkpoint
 from matcher.config import Recipe
 from trainers.distributed import DistContext, mean_across
 from trainers.hooks import HookBase
 from trainers.schedule import LRSchedule
-from trainers.tasks import TrainingTask
+from trainers.task_registry import TrainingTask
 
 logger = logging.getLogger(__name__)
 

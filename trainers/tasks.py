@@ -1,79 +1,34 @@
 """Training tasks: what the shared loop needs to know about one kind of network.
 
 The loop (:mod:`trainers.loop`) owns the optimizer, schedule, freezing, AMP, DDP,
-checkpoints and hooks; a :class:`TrainingTask` supplies the parts that differ between
-kinds of network: which network to build, which dataset feeds it, how a batch becomes a
-loss dictionary, and how held-out data is scored. The Siamese pair families (SiamFC,
-SiamRPN/SiamRPN++, SiamMask, SiamFC++) share :class:`PairTask`; other families (the
-Siamese Mask R-CNN, the catalog embedder) register their own factory under their family
-name with :func:`register_task`.
+checkpoints and hooks; a :class:`~trainers.task_registry.TrainingTask` supplies the parts
+that differ between kinds of network: which network to build, which dataset feeds it, how
+a batch becomes a loss dictionary, and how held-out data is scored. The Siamese pair
+families (SiamFC, SiamRPN/SiamRPN++, SiamMask, SiamFC++) share :class:`PairTask`; other
+families (the Siamese Mask R-CNN, the catalog embedder) register their own factory under
+their family name in :mod:`trainers.task_registry`; this module imports those modules
+explicitly, so every task is registered once it is imported.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+import trainers.detection.task
+import trainers.embedder  # noqa: F401 - registers the catalog embedder's task
 from matcher.config import Recipe
 from matcher.errors import UnknownComponentError
 from trainers.evaluate.pairs import evaluate_pairs, to_network_input
 from trainers.losses import LossWeights, compute_loss, loss_weights
 from trainers.targets import build_targets, target_geometry
+from trainers.task_registry import RECIPE_SCHEMAS, TASKS, TrainingTask
 
 logger = logging.getLogger(__name__)
-
-
-class TrainingTask(Protocol):
-    """The family-specific half of training.
-
-    Attributes:
-        net: the network to train (unwrapped ``nn.Module``; checkpoints save its state).
-        collate: ``DataLoader`` collate function, or ``None`` for the default one.
-        primary_metric: key of :meth:`validate`'s result that says "better" (higher is).
-    """
-
-    net: nn.Module
-    collate: Callable[[list[Any]], Any] | None
-    primary_metric: str
-
-    def build_data(self, *, split: str, epoch_length: int | None) -> Dataset | None:
-        """The ``train`` or ``val`` dataset (``set_epoch(int)`` for ``train``), or ``None``."""
-
-    def to_device(self, batch: Any, device: torch.device) -> Any:
-        """Move a collated batch to ``device``."""
-
-    def losses(
-        self, model: nn.Module, batch: Any, *, generator: torch.Generator
-    ) -> dict[str, torch.Tensor]:
-        """Forward ``batch`` through ``model`` (maybe DDP-wrapped); the ``total`` key is used."""
-
-    def validate(
-        self, net: nn.Module, loader: DataLoader, device: torch.device
-    ) -> dict[str, float]:
-        """Held-out metrics (``val_`` prefixed) of ``net`` over ``loader``."""
-
-
-TaskFactory = Callable[[Any, torch.device], TrainingTask]
-TASKS: dict[str, TaskFactory] = {}
-#: Recipe schema of families that are not matchers (default: :class:`matcher.config.Recipe`).
-RECIPE_SCHEMAS: dict[str, type] = {}
-
-
-def register_task(family: str) -> Callable[[TaskFactory], TaskFactory]:
-    """Register the task factory of a family (a duplicate name raises ``ValueError``)."""
-
-    def add(factory: TaskFactory) -> TaskFactory:
-        if family in TASKS:
-            raise ValueError(f"training task {family!r} is already registered")
-        TASKS[family] = factory
-        return factory
-
-    return add
 
 
 def load_training_recipe(name_or_path: str, overrides: list[str] | None = None) -> Any:
@@ -85,9 +40,8 @@ def load_training_recipe(name_or_path: str, overrides: list[str] | None = None) 
     """
     from matcher.recipes import apply_override, load_raw_recipe, recipe_from_dict
 
-    _import_registrations()
     raw = load_raw_recipe(name_or_path)
-    schema = RECIPE_SCHEMAS.get(raw.get("family"), Recipe)
+    schema = _schema(raw.get("family"))
     for item in overrides or []:
         apply_override(raw, item, schema=schema)
     return recipe_from_dict(raw, schema=schema)
@@ -97,37 +51,27 @@ def training_recipe_from_dict(raw: dict[str, Any]) -> Any:
     """Validate a stored recipe (from a training checkpoint) with its family's schema."""
     from matcher.recipes import recipe_from_dict
 
-    _import_registrations()
     family = raw.get("family") if isinstance(raw, dict) else None
-    return recipe_from_dict(raw, schema=RECIPE_SCHEMAS.get(family, Recipe))
+    return recipe_from_dict(raw, schema=_schema(family))
+
+
+def _schema(family: Any) -> type:
+    """The recipe dataclass of ``family``: its registered schema, else :class:`Recipe`."""
+    return RECIPE_SCHEMAS.get(family) if family in RECIPE_SCHEMAS else Recipe
 
 
 def build_task(recipe: Any, device: torch.device) -> TrainingTask:
     """The training task of ``recipe``'s family (Siamese pair families by default)."""
-    _import_registrations()
-    factory = TASKS.get(recipe.family)
-    if factory is None:
-        import matcher
+    if recipe.family in TASKS:
+        return TASKS.get(recipe.family)(recipe, device)
+    import matcher
 
-        if recipe.family not in matcher.FAMILIES:
-            valid = ", ".join(sorted(set(TASKS) | set(matcher.FAMILIES)))
-            raise UnknownComponentError(
-                f"no training task for family {recipe.family!r}; valid: {valid}"
-            )
-        factory = PairTask
-    return factory(recipe, device)
-
-
-def _import_registrations() -> None:
-    """Import the modules that register non-pair tasks (kept lazy: they pull in more)."""
-    import importlib
-
-    for name in _TASK_MODULES:
-        importlib.import_module(name)
-
-
-# Modules holding ``@register_task`` factories for families outside the pair families.
-_TASK_MODULES: tuple[str, ...] = ("trainers.embedder", "trainers.detection.task")
+    if recipe.family not in matcher.FAMILIES:
+        valid = ", ".join(sorted(set(TASKS) | set(matcher.FAMILIES)))
+        raise UnknownComponentError(
+            f"no training task for family {recipe.family!r}; valid: {valid}"
+        )
+    return PairTask(recipe, device)
 
 
 class PairTask:

@@ -58,7 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> Path:
     """Set up and train; returns the output folder."""
-    from matcher.checkpoints import fit_state_dict, get_layout, read_checkpoint
+    from matcher.checkpoints.io import fit_state_dict, read_checkpoint
+    from matcher.checkpoints.layouts import get_layout
     from matcher.errors import CheckpointError
     from trainers.distributed import setup, teardown
     from trainers.hooks import (

@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from torchvision.ops import box_iou, nms
 
+from matcher.crops import subwindow
 from matcher.inference import anchors as anc
-from matcher.inference.crops import subwindow
 from matcher.inference.distractors import DistractorMemory, weighted_distractor_score
 from matcher.inference.rpn_tracker import (
     DaSiamRPNTracker,
@@ -62,9 +62,10 @@ class DistractorAwareMixin:
 
     da: DistractorParams
 
-    def _setup_distractors(self, da: DistractorParams) -> None:
-        self.da = da
-        self.memory = DistractorMemory(capacity=da.memory, decay=da.decay)
+    def __init__(self, *args, distractors: DistractorParams, **kwargs) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+        self.da = distractors
+        self.memory = DistractorMemory(capacity=distractors.memory, decay=distractors.decay)
         self.lost_frames = 0
         self._base_instance_size = self.instance_size
 
@@ -75,7 +76,7 @@ class DistractorAwareMixin:
         self.lost_frames = 0
 
     def _prepare_step(self, image: np.ndarray) -> None:
-        base, stride = self._base_instance_size, self.params.stride
+        base, stride = self._base_instance_size, self.params.geometry.stride
         grow = min(self.lost_frames * self.da.redetect_step, self.da.lost_instance_size - base)
         size = base + max(0, grow) // stride * stride
         if size != self.instance_size:
@@ -134,7 +135,7 @@ class DistractorAwareMixin:
                 subwindow(
                     image,
                     np.array([cx[i], cy[i]]),
-                    self.params.exemplar_size,
+                    self.params.geometry.exemplar_size,
                     max(1, s_z),
                     self.channel_average,
                     corner_round=self.corner_round,
@@ -172,21 +173,20 @@ def rpn_tracker_factory(plain: type[PySOTTracker], aware: type[PySOTTracker], **
     distractor awareness on; ``extra_keys`` maps constructor arguments to
     ``inference.track`` fields."""
 
-    def make(*, net, model_cfg, track_cfg, device) -> PySOTTracker:
+    def make(*, net, geometry, model_cfg, track_cfg, device) -> PySOTTracker:
         anchor = model_cfg.anchor
-        shapes = anc.anchor_shapes(model_cfg.stride, anchor.ratios, anchor.scales)
+        shapes = anc.anchor_shapes(geometry.stride, anchor.ratios, anchor.scales)
         kwargs = {name: getattr(track_cfg, key) for name, key in extra_keys.items()}
+        if track_cfg.distractor_aware:
+            kwargs["distractors"] = distractor_params(track_cfg)
         cls = aware if track_cfg.distractor_aware else plain
-        tracker = cls(
+        return cls(
             net,
-            tracker_params(model_cfg, track_cfg, shapes),
+            tracker_params(geometry, track_cfg, shapes),
             input_format=model_cfg.input_format,
             device=device,
             **kwargs,
         )
-        if track_cfg.distractor_aware:
-            tracker._setup_distractors(distractor_params(track_cfg))
-        return tracker
 
     return make
 

@@ -21,14 +21,13 @@ Similarities come from the network itself on tracker-style crops, through
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from torchvision.ops import box_iou
 
-from matcher.inference.local import centre_peak, search_crops, template_crop
+from matcher.crops import centre_peak, search_crops, template_crop
 from matcher.inference.tracking import crops_to_tensor
+from matcher.model_config import NetGeometry
 
 
 def candidate_probability(outputs: dict[str, torch.Tensor]) -> np.ndarray:
@@ -53,22 +52,13 @@ def candidate_probability(outputs: dict[str, torch.Tensor]) -> np.ndarray:
     return fg.max(dim=1).values.cpu().numpy()
 
 
-@dataclass(frozen=True)
-class LocalGeometry:
-    """Crop geometry of the network (see ``ModelConfig``)."""
-
-    exemplar_size: int
-    instance_size: int
-    context_amount: float
-
-
 def similarity_matrix(
     net: torch.nn.Module,
     templates: list[torch.Tensor],
     scene: np.ndarray,
     boxes: list[tuple[float, float, float, float]],
     *,
-    geometry: LocalGeometry,
+    geometry: NetGeometry,
     device: torch.device,
     radius: int = 2,
 ) -> np.ndarray:
@@ -109,7 +99,7 @@ def encode_box_templates(
     scene: np.ndarray,
     boxes: list[tuple[float, float, float, float]],
     *,
-    geometry: LocalGeometry,
+    geometry: NetGeometry,
     device: torch.device,
 ) -> list[torch.Tensor]:
     """Template encodings of boxes cut from a scene, one per box (batch ``N``)."""

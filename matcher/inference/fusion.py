@@ -40,7 +40,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from matcher.checkpoints import SHIPPED_WEIGHTS_DIR, is_shipped_name
+from matcher.checkpoints.shipped import SHIPPED_WEIGHTS_DIR, is_shipped_name
 from matcher.errors import CheckpointError
 from matcher.files import atomic_write
 from matcher.images import box_crop

@@ -15,7 +15,7 @@ Siamese recipe that second kind of evidence:
 3. **candidate evidence**: for a candidate box, the matches whose scene point falls in
    the box widened by ``region_context`` are fitted with a RANSAC homography. A fit whose
    projected reference outline is a plausible view (convex, not mirrored, bounded
-   anisotropy: :func:`matcher.baselines.sift.plausible_quad`, as the SIFT baseline
+   anisotropy: :func:`matcher.baselines.homography.plausible_quad`, as the SIFT baseline
    checks) yields the outline and a refined box; the number of inliers, their share of the
    region's matches and their spread (area of their convex hull over the outline's area)
    are the evidence;
@@ -33,16 +33,14 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from matcher.baselines.sift import (
-    SiftMatcher,
-    SiftParams,
+from matcher.baselines.homography import (
     fit_homography,
     plausible_quad,
     points_in_quad,
     project,
     quad_size,
-    ratio_matches,
 )
+from matcher.baselines.sift import SiftMatcher, SiftParams, ratio_matches
 from matcher.checks import check_range
 from matcher.errors import ConfigError
 from matcher.structures import Reference
@@ -60,7 +58,7 @@ class GeometricParams:
         region_context: a candidate's region is its box widened by this fraction of its
             size on every side.
         max_anisotropy / min_side: plausibility of a projected outline (see
-            :func:`matcher.baselines.sift.plausible_quad`).
+            :func:`matcher.baselines.homography.plausible_quad`).
         rootsift: compare RootSIFT rather than SIFT descriptors.
         reference_sides: the reference is described at each of these working resolutions
             (longer side, pixels; the first is the coordinate frame): a small or blurred

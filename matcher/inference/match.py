@@ -18,8 +18,9 @@ import torch
 from torchvision.ops import box_iou, nms
 
 from matcher.inference.decode import LevelOutputs, MatchDecoder, ReferenceGeometry
-from matcher.inference.pyramid import Geometry, Level, level_scales, plan_level, render_level
+from matcher.inference.pyramid import Level, level_scales, plan_level, render_level
 from matcher.inference.tracking import crops_to_tensor
+from matcher.model_config import NetGeometry
 from matcher.structures import Instance
 
 logger = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ def search_templates(
     ref_geometry: list[ReferenceGeometry],
     scene: np.ndarray,
     *,
-    geometry: Geometry,
+    geometry: NetGeometry,
     decoder: MatchDecoder,
     params: SearchParams,
     device: torch.device,
@@ -113,7 +114,7 @@ def _run_level(
     templates: list[list[torch.Tensor]],
     canvas: np.ndarray,
     level: Level,
-    geometry: Geometry,
+    geometry: NetGeometry,
     reference_batch: int,
     device: torch.device,
 ) -> LevelOutputs:

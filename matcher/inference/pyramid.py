@@ -25,39 +25,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-
-@dataclass(frozen=True)
-class Geometry:
-    """Network geometry needed to place score cells.
-
-    Attributes:
-        exemplar_size: template side.
-        instance_size: reference search side (any ``instance_size + k * stride`` works).
-        stride: score-map stride in input pixels.
-        offset: input coordinate of score cell 0's centre.
-    """
-
-    exemplar_size: int
-    instance_size: int
-    stride: int
-    offset: float
-
-    @property
-    def support(self) -> float:
-        """Distance from a cell's centre to the edge of its template window."""
-        return max(self.offset, (self.exemplar_size - 1) / 2)
-
-    def fit(self, side: int) -> int:
-        """Smallest input side ``>= side`` of the form ``instance_size + k * stride``."""
-        if side <= self.instance_size:
-            return self.instance_size
-        k = math.ceil((side - self.instance_size) / self.stride)
-        return self.instance_size + k * self.stride
-
-    def cells(self, side: int) -> int:
-        """Score cells along an input side of the form ``instance_size + k * stride``."""
-        base = (self.instance_size - 1 - 2 * self.offset) / self.stride + 1
-        return round(base) + (side - self.instance_size) // self.stride
+from matcher.model_config import NetGeometry
 
 
 @dataclass(frozen=True)
@@ -143,7 +111,7 @@ def level_scales(
 
 
 def plan_level(
-    scale: float, scene_size: tuple[int, int], geometry: Geometry, working_size: int
+    scale: float, scene_size: tuple[int, int], geometry: NetGeometry, working_size: int
 ) -> Level:
     """Resize/pad/tile plan of one level.
 
@@ -186,7 +154,7 @@ def plan_level(
 
 
 def _axis_tiles(
-    side: int, tile: int, geometry: Geometry
+    side: int, tile: int, geometry: NetGeometry
 ) -> tuple[list[int], list[tuple[float, float]], int]:
     """Tile origins along one axis, their half-open reporting ranges, and the padded side.
 

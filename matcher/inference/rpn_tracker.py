@@ -20,10 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from matcher.crops import floor_half, py2_round, subwindow
 from matcher.images import Box
 from matcher.inference import anchors as anc
-from matcher.inference.crops import floor_half, py2_round, subwindow
 from matcher.inference.tracking import Tracker, crops_to_tensor
+from matcher.model_config import NetGeometry
 from matcher.structures import Instance
 
 
@@ -66,13 +67,14 @@ class RPNStep:
 
 @dataclass(frozen=True)
 class RPNTrackParams:
-    """Hyper-parameters of the RPN trackers (see ``TrackConfig``)."""
+    """Hyper-parameters of the RPN trackers (see ``TrackConfig``) and the network geometry.
 
-    exemplar_size: int
+    ``instance_size`` is the tracker's search side (``inference.track.instance_size``, else
+    the network's); ``geometry`` the network's, made once by the matcher.
+    """
+
+    geometry: NetGeometry
     instance_size: int
-    stride: int
-    base_size: int
-    context_amount: float
     anchor_shapes: np.ndarray
     penalty_k: float
     window_influence: float
@@ -110,8 +112,8 @@ class PySOTTracker(Tracker):
     def _set_geometry(self, instance_size: int) -> None:
         p = self.params
         self.instance_size = instance_size
-        self.score_size = (instance_size - p.exemplar_size) // p.stride + 1 + p.base_size
-        self.anchors = anc.tracker_anchors(self.score_size, p.stride, p.anchor_shapes)
+        self.score_size = p.geometry.score_size_at(instance_size)
+        self.anchors = anc.tracker_anchors(self.score_size, p.geometry.stride, p.anchor_shapes)
         self.window = anc.cosine_window(self.score_size, len(p.anchor_shapes))
 
     @staticmethod
@@ -123,11 +125,11 @@ class PySOTTracker(Tracker):
         return round(float(value))
 
     def _template_side(self, size: np.ndarray) -> float:
-        ctx = self.params.context_amount * np.sum(size)
+        ctx = self.params.geometry.context_amount * np.sum(size)
         return np.sqrt((size[0] + ctx) * (size[1] + ctx))
 
     def _search_side(self, s_z: float) -> float:
-        return s_z * (self.instance_size / self.params.exemplar_size)
+        return s_z * (self.instance_size / self.params.geometry.exemplar_size)
 
     # -- init / track --------------------------------------------------------------------
 
@@ -141,7 +143,7 @@ class PySOTTracker(Tracker):
         self.z_crop = subwindow(
             image,
             self.state.center,
-            self.params.exemplar_size,
+            self.params.geometry.exemplar_size,
             s_z,
             self.channel_average,
             corner_round=self.corner_round,
@@ -160,7 +162,7 @@ class PySOTTracker(Tracker):
         p = self.params
         state = self.state
         s_z = self._template_side(state.size)
-        scale_z = p.exemplar_size / s_z
+        scale_z = p.geometry.exemplar_size / s_z
         s_x = self._round(self._search_side(s_z))
         x_crop = subwindow(
             image,
@@ -267,8 +269,8 @@ class DaSiamRPNTracker(PySOTTracker):
 
     def _search_side(self, s_z: float) -> float:
         p = self.params
-        scale_z = p.exemplar_size / s_z
-        d_search = (self.instance_size - p.exemplar_size) // 2
+        scale_z = p.geometry.exemplar_size / s_z
+        d_search = (self.instance_size - p.geometry.exemplar_size) // 2
         return s_z + 2 * (d_search / scale_z)
 
     def _on_init(self, image: np.ndarray) -> None:
@@ -302,14 +304,11 @@ def loc_as_rows(loc: torch.Tensor) -> np.ndarray:
     return loc.reshape(n, 4, four_a // 4 * s_h * s_w).cpu().numpy()
 
 
-def tracker_params(geometry, track, anchor_shapes) -> RPNTrackParams:
-    """:class:`RPNTrackParams` from a recipe's ``model`` and ``inference.track``."""
+def tracker_params(geometry: NetGeometry, track, anchor_shapes) -> RPNTrackParams:
+    """:class:`RPNTrackParams` from the network's geometry and a recipe's ``inference.track``."""
     return RPNTrackParams(
-        exemplar_size=geometry.exemplar_size,
+        geometry=geometry,
         instance_size=track.instance_size or geometry.instance_size,
-        stride=geometry.stride,
-        base_size=geometry.base_size,
-        context_amount=geometry.context_amount,
         anchor_shapes=anchor_shapes,
         penalty_k=track.penalty_k,
         window_influence=track.window_influence,

@@ -19,9 +19,8 @@ import cv2
 import numpy as np
 import torch
 
-from matcher.config import score_size
+from matcher.crops import siamfc_crop
 from matcher.images import Box
-from matcher.inference.crops import siamfc_crop
 from matcher.inference.tracking import TRACKERS, Tracker, crops_to_tensor
 from matcher.structures import Instance
 
@@ -173,13 +172,14 @@ class SiamFCTracker(Tracker):
 
 
 @TRACKERS.register("siamfc")
-def _siamfc(*, net, model_cfg, track_cfg, device) -> SiamFCTracker:
+def _siamfc(*, net, geometry, model_cfg, track_cfg, device) -> SiamFCTracker:
+    instance_size = track_cfg.instance_size or geometry.instance_size
     params = SiamFCTrackParams(
-        exemplar_size=model_cfg.exemplar_size,
-        instance_size=track_cfg.instance_size or model_cfg.instance_size,
-        context_amount=model_cfg.context_amount,
-        stride=model_cfg.stride,
-        score_size=score_size(model_cfg, track_cfg.instance_size or model_cfg.instance_size),
+        exemplar_size=geometry.exemplar_size,
+        instance_size=instance_size,
+        context_amount=geometry.context_amount,
+        stride=geometry.stride,
+        score_size=geometry.score_size_at(instance_size),
         scale_num=track_cfg.scale_num,
         scale_step=track_cfg.scale_step,
         scale_penalty=track_cfg.scale_penalty,

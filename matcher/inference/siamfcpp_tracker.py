@@ -30,7 +30,6 @@ import cv2
 import numpy as np
 import torch
 
-from matcher.config import score_offset, score_size
 from matcher.images import Box
 from matcher.inference.anchors import cosine_window, size_ratio_penalty
 from matcher.inference.point_decoder import point_boxes, point_scores
@@ -260,15 +259,15 @@ class SiamFCppOneShotDetector(SiamFCppTracker):
 
 
 def _factory(cls: type[SiamFCppTracker]):
-    def make(*, net, model_cfg, track_cfg, device) -> SiamFCppTracker:
-        instance_size = track_cfg.instance_size or model_cfg.instance_size
+    def make(*, net, geometry, model_cfg, track_cfg, device) -> SiamFCppTracker:
+        instance_size = track_cfg.instance_size or geometry.instance_size
         params = SiamFCppTrackParams(
-            exemplar_size=model_cfg.exemplar_size,
+            exemplar_size=geometry.exemplar_size,
             instance_size=instance_size,
-            stride=model_cfg.stride,
-            score_size=score_size(model_cfg, instance_size),
-            score_offset=score_offset(model_cfg),
-            context_amount=model_cfg.context_amount,
+            stride=geometry.stride,
+            score_size=geometry.score_size_at(instance_size),
+            score_offset=geometry.offset,
+            context_amount=geometry.context_amount,
             penalty_k=track_cfg.penalty_k,
             window_influence=track_cfg.window_influence,
             lr=track_cfg.lr,

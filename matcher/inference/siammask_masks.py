@@ -26,10 +26,11 @@ import cv2
 import numpy as np
 import torch
 
-from matcher.inference.local import centre_peak, search_crops
+from matcher.crops import centre_peak, search_crops
 from matcher.inference.rpn_tracker import foreground_probability
 from matcher.inference.tracking import crops_to_tensor
 from matcher.mask_codec import largest_contour_polygon
+from matcher.model_config import NetGeometry
 
 
 def cell_window(
@@ -88,19 +89,6 @@ def paste_mask(
     )
 
 
-@dataclass(frozen=True)
-class MaskGeometry:
-    """Geometry of the local mask pass (see ``ModelConfig``)."""
-
-    exemplar_size: int
-    instance_size: int
-    stride: int
-    base_size: int
-    context_amount: float
-    score_size: int
-    num_anchors: int
-
-
 @dataclass(frozen=True, eq=False)
 class InstanceMask:
     """One instance's mask.
@@ -131,7 +119,7 @@ class InstanceMasker:
     def __init__(
         self,
         *,
-        geometry: MaskGeometry,
+        geometry: NetGeometry,
         threshold: float,
         search_radius: int = 2,
         batch_size: int = 16,

@@ -68,9 +68,9 @@ class SiamMaskTracker(PySOTTracker):
             int(row),
             int(col),
             instance_size=self.instance_size,
-            exemplar_size=p.exemplar_size,
-            stride=p.stride,
-            base_size=p.base_size,
+            exemplar_size=p.geometry.exemplar_size,
+            stride=p.geometry.stride,
+            base_size=p.geometry.base_size,
         )
         mask_prob = paste_mask(prob, window, image.shape[:2])
         binary = mask_prob > self.mask_threshold

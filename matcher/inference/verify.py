@@ -29,8 +29,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from matcher.checkpoints import is_shipped_name, shipped_weights
-from matcher.embedder import Embedder, load_embedder, square_crop
+from matcher.checkpoints.shipped import is_shipped_name, shipped_weights
+from matcher.crops import square_crop
+from matcher.embedder import Embedder, load_embedder
 from matcher.errors import CheckpointError
 from matcher.inference.match import Candidate
 

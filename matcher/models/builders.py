@@ -16,8 +16,9 @@ from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import FeaturePyramidNetwork, FrozenBatchNorm2d, MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
-from matcher.config import DetectConfig, DetectionConfig, ModelConfig, num_anchors
 from matcher.errors import ConfigError, UnknownComponentError
+from matcher.inference_config import DetectConfig
+from matcher.model_config import DetectionConfig, ModelConfig, num_anchors
 from matcher.models.backbones import build_backbone
 from matcher.models.heads import build_head
 from matcher.models.heads.rpn import DepthwiseRPN, DepthwiseXCorr

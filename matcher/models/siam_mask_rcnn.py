@@ -17,7 +17,7 @@ mode and the detections in eval mode.
 Shape shorthand / naming: ``B`` scenes, each ``(3, H_b, W_b)`` float RGB in ``[0, 1]``
 (any size; the transform resizes them to ``min_size``/``max_size`` and pads them into one
 batch); ``R`` references, ``K`` shots each, as ``(R, K, 3, S, S)`` float RGB in ``[0, 1]``
-(square crops, see :func:`matcher.inference.reference_crop.reference_crop`); ``C`` the
+(square crops, see :func:`matcher.crops.reference_crop`); ``C`` the
 pyramid width, ``F`` the fused width; levels are keyed ``"0"``..``"3"`` (P2..P5) and
 ``"pool"`` (P6). Boxes are ``(x0, y0, x1, y1)`` float pixels of the input scene.
 """

@@ -59,6 +59,21 @@ def block_image(key: str, *, size: int = 96) -> np.ndarray:
     return np.ascontiguousarray(np.kron(cells, np.ones((reps, reps, 1), np.uint8))[:size, :size])
 
 
+def assert_consistent(cat: Catalog, expected_ids: set[str]) -> None:
+    """The catalog's index, store and listing agree, and hold exactly ``expected_ids``."""
+    report = cat.verify()
+    assert report["consistent"], report
+    ids = set()
+    cursor = None
+    while True:
+        page, cursor = cat.list(cursor=cursor, limit=100)
+        ids.update(p.product_id for p in page)
+        if cursor is None:
+            break
+    assert ids == expected_ids
+    assert len(cat) == report["indexed"] == len(expected_ids)
+
+
 @pytest.fixture
 def catalog(tmp_path):
     """An empty Flat catalog in a temporary folder."""

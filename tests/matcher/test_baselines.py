@@ -11,7 +11,8 @@ import pytest
 
 import matcher
 from matcher.baselines import BASELINES, SiftMatcher, TemplateMatcher, list_baselines
-from matcher.baselines.sift import inlier_score, plausible_quad, project
+from matcher.baselines.homography import plausible_quad, project
+from matcher.baselines.sift import inlier_score
 from tests.helpers import clutter_scene, iou, paste, product_image
 
 NAMES = list_baselines()

@@ -1,4 +1,4 @@
-"""Checkpoint loading: published layouts load strictly, wrong files are refused clearly.
+"""Checkpoint loading: published layouts load strictly (wrong files: test_checkpoints_refused.py).
 
 "Published layout" means the key names and shapes of the upstream ``state_dict()``, taken
 from each fixture's ``keys.json``, or derived from the documented differences for models
@@ -7,128 +7,23 @@ the fixtures do not cover (README section 3).
 
 from __future__ import annotations
 
-import copyreg
-import io
-import os
-import pickle
 from pathlib import Path
 
 import pytest
 import torch
 
 import matcher
-from matcher.checkpoints import read_checkpoint, save_checkpoint
+from matcher.checkpoints.io import read_checkpoint, save_checkpoint
+from matcher.checkpoints.layouts import get_layout
 from matcher.errors import CheckpointError
-from tests.fixtures import fixture_keys, needs_fixtures
-
-# recipe -> (fixture whose keys.json holds the layout, keys to drop, shape rewrite)
-NO_BATCHES = "num_batches_tracked"
-
-
-def _dasiamrpn_big(keys: dict) -> dict:
-    """SiamRPNBIG: the same names with doubled widths (README section 3)."""
-    widths = {
-        "featureExtract.0.weight": [192, 3, 11, 11],
-        "featureExtract.4.weight": [512, 192, 5, 5],
-        "featureExtract.8.weight": [768, 512, 3, 3],
-        "featureExtract.11.weight": [768, 768, 3, 3],
-        "featureExtract.14.weight": [512, 768, 3, 3],
-        "conv_r1.weight": [10240, 512, 3, 3],
-        "conv_r1.bias": [10240],
-        "conv_cls1.weight": [5120, 512, 3, 3],
-        "conv_cls1.bias": [5120],
-        "conv_r2.weight": [512, 512, 3, 3],
-        "conv_r2.bias": [512],
-        "conv_cls2.weight": [512, 512, 3, 3],
-        "conv_cls2.bias": [512],
-    }
-    bn_width = {"1": 192, "5": 512, "9": 768, "12": 768, "15": 512}
-    out = {}
-    for key, spec in keys.items():
-        shape = widths.get(key, spec["shape"])
-        parts = key.split(".")
-        if parts[0] == "featureExtract" and parts[1] in bn_width and spec["shape"]:
-            shape = [bn_width[parts[1]]]
-        if (
-            parts[0] == "featureExtract"
-            and parts[1] in {"0", "4", "8", "11", "14"}
-            and parts[2] == "bias"
-        ):
-            shape = [widths[f"featureExtract.{parts[1]}.weight"][0]]
-        out[key] = {**spec, "shape": shape}
-    return out
-
-
-def _foolwood_siammask(keys: dict, *, refine: bool = True) -> dict:
-    """foolwood/SiamMask names: PySOT's file was converted from them by renaming keys."""
-    renames = [
-        ("backbone.", "features.features."),
-        ("neck.downsample.", "features.downsample."),
-        ("rpn_head.", "rpn_model."),
-        ("mask_head.", "mask_model.mask."),
-        ("refine_head.", "refine_model."),
-    ]
-    out = {}
-    for key, spec in keys.items():
-        if key.startswith("refine_head.") and not refine:
-            continue
-        for old, new in renames:
-            if key.startswith(old):
-                key = new + key[len(old) :]
-                break
-        out[key] = spec
-    return out
-
-
-PUBLISHED = {
-    "siamfc_alexnet": ("siamfc_alexnet", (), None),
-    "siamfcpp_alexnet": ("siamfcpp_alexnet", (), None),
-    "siamfcpp_alexnet_otb": ("siamfcpp_alexnet", (), None),
-    "siamfcpp_googlenet": ("siamfcpp_googlenet", (), None),
-    "siammask_r50": ("siammask_r50_l3", (NO_BATCHES,), None),
-    "siammask_r50_sharp": ("siammask_r50_l3", (), _foolwood_siammask),
-    "siammask_r50_sharp_davis": ("siammask_r50_l3", (), _foolwood_siammask),
-    "siammask_r50_base": (
-        "siammask_r50_l3",
-        (),
-        lambda keys: _foolwood_siammask(keys, refine=False),
-    ),
-    "siamrpn_alexnet_upchannel": ("dasiamrpn_vot", (NO_BATCHES,), None),
-    "siamrpn_alexnet_upchannel_otb": ("dasiamrpn_vot", (NO_BATCHES,), None),
-    "siamrpn_alexnet_upchannel_big": ("dasiamrpn_vot", (NO_BATCHES,), _dasiamrpn_big),
-    "siamrpnpp_alexnet": ("siamrpn_alex_dwxcorr", (), None),
-    "siamrpnpp_alexnet_otb": ("siamrpn_alex_dwxcorr", (), None),
-    "siamrpnpp_mobilenetv2": ("siamrpn_mobilev2_l234_dwxcorr", (), None),
-    "siamrpnpp_r50": ("siamrpn_r50_l234_dwxcorr", (), None),
-    "siamrpnpp_r50_otb": (
-        "siamrpn_r50_l234_dwxcorr",
-        ("rpn_head.cls_weight", "rpn_head.loc_weight"),
-        None,
-    ),
-}
-#: Recipes whose network has no parameters, hence no published weights.
-PARAMETER_FREE = {"siamfc_pixels"}
-#: Recipes without published PyTorch weights: own checkpoints only (Siamese Mask R-CNN's
-#: original weights are Keras files; siammask_small is trained by this project).
-OWN_FORMAT_ONLY = {"siam_mask_rcnn_r50", "siammask_small", "siammask_small_embedder"}
-
-
-def published_state_dict(recipe: str, *, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Random tensors under a recipe's published key names and shapes."""
-    fixture, drop, rewrite = PUBLISHED[recipe]
-    keys = fixture_keys(fixture)
-    if rewrite is not None:
-        keys = rewrite(keys)
-    gen = torch.Generator().manual_seed(seed)
-    out = {}
-    for key, spec in keys.items():
-        if any(key.endswith(d) or key == d for d in drop):
-            continue
-        if spec["dtype"] == "int64":
-            out[key] = torch.tensor(0, dtype=torch.int64)
-        else:
-            out[key] = torch.randn(spec["shape"], generator=gen) * 0.01 + 1.0
-    return out
+from tests.fixtures import needs_fixtures
+from tests.matcher.published_layouts import (
+    NO_BATCHES,
+    OWN_FORMAT_ONLY,
+    PARAMETER_FREE,
+    PUBLISHED,
+    published_state_dict,
+)
 
 
 def test_every_recipe_has_a_published_layout_or_no_parameters():
@@ -138,7 +33,7 @@ def test_every_recipe_has_a_published_layout_or_no_parameters():
 def _under_our_names(m, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """``state`` (published key names) renamed through the recipe layout's key maps."""
     ours = m.net.state_dict()
-    layout = matcher.checkpoints.get_layout(m.recipe.checkpoint_layout)
+    layout = get_layout(m.recipe.checkpoint_layout)
     mapped = {}
     for key, value in state.items():
         best = max(layout.key_maps, key=lambda f: f(key) in ours)
@@ -328,125 +223,3 @@ def test_own_format_round_trip(recipe, tmp_path):
     assert loaded.name == recipe
     for key, value in m.net.state_dict().items():
         assert torch.equal(loaded.net.state_dict()[key], value), key
-
-
-# -- wrong files -----------------------------------------------------------------------
-
-
-@needs_fixtures
-def test_another_models_weights_are_refused_with_what_was_found(tmp_path):
-    path = tmp_path / "alex.pth"
-    torch.save(published_state_dict("siamrpnpp_alexnet"), path)
-    with pytest.raises(CheckpointError) as err:
-        matcher.load("siamrpnpp_r50", path)
-    msg = str(err.value)
-    assert "siamrpnpp_r50" in msg and "PySOT" in msg
-    assert "PySOT SiamRPN AlexNet" in msg and "missing" in msg
-
-
-@needs_fixtures
-def test_dasiamrpn_weights_into_pysot_recipe_are_refused(tmp_path):
-    path = tmp_path / "SiamRPNVOT.model"
-    torch.save(published_state_dict("siamrpn_alexnet_upchannel"), path)
-    with pytest.raises(CheckpointError, match="DaSiamRPN"):
-        matcher.load("siamrpnpp_alexnet", path)
-
-
-@needs_fixtures
-def test_wrong_shapes_are_refused(tmp_path):
-    path = tmp_path / "SiamRPNBIG.model"
-    torch.save(published_state_dict("siamrpn_alexnet_upchannel_big"), path)
-    with pytest.raises(CheckpointError, match="wrong shape"):
-        matcher.load("siamrpn_alexnet_upchannel", path)
-
-
-class _Exploit:
-    """Unpickling this would create a file: weights-only loading must refuse it."""
-
-    def __init__(self, target: str) -> None:
-        self.target = target
-
-    def __reduce__(self):
-        return (open, (self.target, "w"))
-
-
-def test_pickle_with_code_is_refused_and_not_run(tmp_path):
-    marker = tmp_path / "pwned.txt"
-    path = tmp_path / "evil.pth"
-    torch.save({"backbone.conv1.0.weight": torch.zeros(1), "x": _Exploit(str(marker))}, path)
-    with pytest.raises(CheckpointError, match="refused"):
-        matcher.load("siamfc_alexnet", path)
-    assert not marker.exists()
-
-
-def test_truncated_file_is_refused(tmp_path):
-    m = matcher.build("siamfc_alexnet")
-    good = tmp_path / "good.pth"
-    torch.save(m.net.state_dict(), good)
-    data = good.read_bytes()
-    bad = tmp_path / "truncated.pth"
-    bad.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="truncated or corrupt"):
-        matcher.load("siamfc_alexnet", bad)
-
-
-@pytest.mark.parametrize(
-    "content, message",
-    [
-        (b"backbone.conv1.0.weight: [0.1, 0.2]\n", "not a PyTorch checkpoint"),
-        (b"", "empty"),
-        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, "not a PyTorch checkpoint"),
-    ],
-)
-def test_non_checkpoint_files_are_refused(tmp_path, content, message):
-    path = tmp_path / "weights.pth"
-    path.write_bytes(content)
-    with pytest.raises(CheckpointError, match=message):
-        matcher.load("siamfc_alexnet", path)
-
-
-@pytest.mark.parametrize(
-    "payload, message",
-    [
-        ([torch.zeros(3)], "holds a list"),
-        (torch.zeros(3), "holds a Tensor"),
-        ({"a": 1, "b": "text"}, "not a plain state dict"),
-        ({}, "empty state dict"),
-        ({"format": "siammatch", "version": 99, "state_dict": {}}, "format version"),
-    ],
-)
-def test_wrong_contents_are_refused(tmp_path, payload, message):
-    path = tmp_path / "weights.pth"
-    torch.save(payload, path)
-    with pytest.raises(CheckpointError, match=message):
-        matcher.load("siamfc_alexnet", path)
-
-
-def test_missing_file_is_refused(tmp_path):
-    with pytest.raises(CheckpointError, match="does not exist"):
-        matcher.load("siamfc_alexnet", tmp_path / "nope.pth")
-
-
-def test_external_file_without_recipe_needs_a_recipe(tmp_path):
-    path = tmp_path / "model.pth"
-    torch.save(matcher.build("siamfc_alexnet").net.state_dict(), path)
-    with pytest.raises(CheckpointError, match="name the recipe"):
-        matcher.load(None, path)
-
-
-def test_own_checkpoint_of_another_recipe_is_refused(tmp_path):
-    m = matcher.build("siamfc_alexnet")
-    path = save_checkpoint(tmp_path / "fc.pth", m.net, m.recipe.to_dict())
-    with pytest.raises(CheckpointError, match="siamrpnpp_alexnet"):
-        matcher.load("siamrpnpp_alexnet", path)
-
-
-def test_loading_never_unpickles_arbitrary_globals(tmp_path):
-    """A pickle that only references a harmless non-tensor global is still refused."""
-    path = tmp_path / "global.pth"
-    buf = io.BytesIO()
-    pickle.dump({"w": copyreg._reconstructor}, buf, protocol=2)
-    path.write_bytes(buf.getvalue())
-    with pytest.raises(CheckpointError):
-        matcher.load("siamfc_alexnet", path)
-    assert os.path.getsize(path) > 0

@@ -8,8 +8,8 @@ import re
 import pytest
 
 import matcher
-from matcher.config import score_size
 from matcher.errors import ConfigError, UnknownComponentError
+from matcher.model_config import score_size
 from matcher.recipes import apply_override, load_recipe, recipe_from_dict
 
 
@@ -94,7 +94,7 @@ def test_track_settings_out_of_range_are_named(override, message):
 
 
 def test_the_recipe_cap_on_instances_is_what_match_accepts():
-    from matcher.config import MAX_INSTANCES
+    from matcher.inference_config import MAX_INSTANCES
     from matcher.interface import MAX_INSTANCES_LIMIT
 
     assert MAX_INSTANCES == MAX_INSTANCES_LIMIT

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import matcher
-from matcher.config import score_size
+from matcher.model_config import score_size
 
 #: Siamese tracker recipes (the detector, family siam_mask_rcnn, has test_siam_mask_rcnn.py).
 TRACKERS = [n for n in matcher.list_recipes() if matcher.load_recipe(n).inference.track]

@@ -17,9 +17,9 @@ import pytest
 import torch
 
 import matcher
-from matcher.config import score_offset, score_size
 from matcher.inference.point_decoder import cell_centers, point_boxes
 from matcher.inference.siamfcpp_tracker import SiamFCppState
+from matcher.model_config import score_offset, score_size
 from matcher.models.heads.xcorr import xcorr_depthwise
 from tests.fixtures import (
     TOL_NETWORK,

@@ -7,12 +7,20 @@ import math
 import numpy as np
 import pytest
 
-from matcher.inference.pyramid import Geometry, level_scales, plan_level
+from matcher.inference.pyramid import level_scales, plan_level
+from matcher.model_config import NetGeometry
 
 GEOMETRIES = [
-    Geometry(exemplar_size=127, instance_size=255, stride=8, offset=31.0),  # PySOT ResNet
-    Geometry(exemplar_size=127, instance_size=287, stride=8, offset=63.0),  # PySOT AlexNet
-    Geometry(exemplar_size=127, instance_size=255, stride=8, offset=63.0),  # SiamFC
+    # PySOT ResNet, PySOT AlexNet, SiamFC
+    NetGeometry(
+        127, 255, 8, base_size=8, context_amount=0.5, offset=31.0, score_size=25, num_anchors=5
+    ),
+    NetGeometry(
+        127, 287, 8, base_size=0, context_amount=0.5, offset=63.0, score_size=21, num_anchors=5
+    ),
+    NetGeometry(
+        127, 255, 8, base_size=0, context_amount=0.5, offset=63.0, score_size=17, num_anchors=1
+    ),
 ]
 
 

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 import matcher
-from matcher.checkpoints import read_checkpoint, save_checkpoint
+from matcher.checkpoints.io import read_checkpoint, save_checkpoint
+from matcher.crops import context_box, reference_crop
 from matcher.errors import CheckpointError, ConfigError, InvalidArgumentError, NoTrackingModeError
-from matcher.inference.reference_crop import context_box, reference_crop
 from matcher.models.l1_matching import L1Fusion, average_shots, l1_match, pool_reference
 from matcher.siam_mask_rcnn_matcher import DetectionReferenceFeatures, SiamMaskRCNNMatcher
 

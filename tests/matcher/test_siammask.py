@@ -11,7 +11,8 @@ import pytest
 import torch
 
 import matcher
-from matcher.inference.siammask_masks import InstanceMasker, MaskGeometry, cell_window, paste_mask
+from matcher.inference.siammask_masks import InstanceMasker, cell_window, paste_mask
+from matcher.model_config import NetGeometry
 from tests.helpers import clutter_scene, paste, product_image
 
 GEOM = {"instance_size": 255, "exemplar_size": 127, "stride": 8, "base_size": 8}
@@ -75,9 +76,9 @@ class _FakeMaskNet(torch.nn.Module):
 
 
 def test_instance_masker_puts_each_instance_mask_where_it_belongs():
-    geometry = MaskGeometry(
+    geometry = NetGeometry(
         exemplar_size=127, instance_size=255, stride=8, base_size=8, context_amount=0.5,
-        score_size=25, num_anchors=5,
+        offset=31.0, score_size=25, num_anchors=5,
     )  # fmt: skip
     net = _FakeMaskNet(peak=(13, 11), mask=_disc(127, 63.5, 63.5, 30.0))
     masker = InstanceMasker(geometry=geometry, threshold=0.5)
@@ -146,7 +147,7 @@ def test_cli_draws_masks_and_prints_rle(tmp_path, capsys, siammask):
     from PIL import Image
 
     from api.cli import main
-    from matcher.checkpoints import save_checkpoint
+    from matcher.checkpoints.io import save_checkpoint
 
     weights = save_checkpoint(tmp_path / "siammask.pth", siammask.net, siammask.recipe.to_dict())
     scene = paste(clutter_scene(240, 320, seed=2), product_image("astronaut"), (40, 40, 140, 140))

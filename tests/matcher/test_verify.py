@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import matcher
-from matcher.embedder import build_embedder, save_embedder, square_crop
+from matcher.crops import square_crop
+from matcher.embedder import build_embedder, save_embedder
 from matcher.errors import (
     CheckpointError,
     ConfigError,

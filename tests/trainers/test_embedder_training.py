@@ -50,10 +50,10 @@ def test_one_step_lowers_the_loss_on_a_fixed_batch(synth_sets):
     batch = torch.utils.data.default_collate([data[i] for i in range(16)])
     optimizer = torch.optim.SGD(task.net.parameters(), lr=0.05)
     gen = torch.Generator().manual_seed(0)
-    before = task.losses(task.net, batch, generator=gen)["total"]
+    before = task.losses(task.net, batch, generator=gen)["total"].detach()
     for _ in range(5):
         optimizer.zero_grad()
         task.losses(task.net, batch, generator=gen)["total"].backward()
         optimizer.step()
-    after = task.losses(task.net, batch, generator=gen)["total"]
+    after = task.losses(task.net, batch, generator=gen)["total"].detach()
     assert np.isfinite(float(before)) and float(after) < float(before)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import matcher
-from matcher.checkpoints import read_checkpoint
+from matcher.checkpoints.io import read_checkpoint
 from tests.trainers.conftest import data_overrides
 from trainers.schedule import LRSchedule
 from trainers.train import main as train_main

@@ -15,7 +15,7 @@ import pytest
 from matcher.errors import InvalidArgumentError
 from matcher.mask_codec import decode_rle
 from tests.trainers.conftest import built_once
-from trainers.evaluate import real_set, real_sources, real_trials
+from trainers.evaluate import real_reader, real_set, real_sources, real_trials
 
 TRIALS = 2  # per category and split: 70 trials in all
 
@@ -329,21 +329,21 @@ def test_bad_arguments_are_refused(tmp_path, kwargs):
 
 
 def test_load_real_trials(real_root, document):
-    trials = real_set.load_real_trials(real_root, "test")
+    trials = real_reader.load_real_trials(real_root, "test")
     assert len(trials) == len(real_trials.CATEGORIES) * TRIALS
     assert {t["split"] for t in trials} == {"test"}
     for trial in trials:
         assert Path(trial["image_path"]).is_file() and Path(trial["reference_path"]).is_file()
     with pytest.raises(InvalidArgumentError, match="no split"):
-        real_set.load_real_trials(real_root, "holdout")
+        real_reader.load_real_trials(real_root, "holdout")
 
 
 def test_load_real_trials_names_a_bad_file(tmp_path):
     with pytest.raises(InvalidArgumentError, match=re.escape(str(tmp_path))):
-        real_set.load_real_trials(tmp_path, "test")
+        real_reader.load_real_trials(tmp_path, "test")
     (tmp_path / "annotations.json").write_text("{not json")
     with pytest.raises(InvalidArgumentError, match=re.escape("annotations.json: not a valid")):
-        real_set.load_real_trials(tmp_path, "test")
+        real_reader.load_real_trials(tmp_path, "test")
     (tmp_path / "annotations.json").write_text(json.dumps({"info": {"name": "other"}}))
     with pytest.raises(InvalidArgumentError, match=re.escape("annotations.json: not a valid")):
-        real_set.load_real_trials(tmp_path, "test")
+        real_reader.load_real_trials(tmp_path, "test")

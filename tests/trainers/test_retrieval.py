@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from matcher.embedder import square_crop
+from matcher.crops import square_crop
 from matcher.errors import InvalidArgumentError
 from trainers.evaluate.retrieval import recall_at
 

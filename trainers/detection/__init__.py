@@ -4,5 +4,6 @@ held-out AP50.
 
 Modules: ``episodes`` (sources and the dataset), ``build`` (the one function reading the
 recipe), ``targets`` (collate, device moves, :func:`~trainers.detection.targets.check_targets`),
-``evaluate`` (AP50 via pycocotools) and ``task`` (the :class:`~trainers.tasks.TrainingTask`).
+``evaluate`` (AP50 via pycocotools) and ``task`` (the
+:class:`~trainers.task_registry.TrainingTask`).
 """

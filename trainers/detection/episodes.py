@@ -20,7 +20,7 @@ item is a dict of tensors (batched by :func:`trainers.detection.targets.collate_
 
 * ``scene``: ``(3, H, W)`` uint8 RGB, the whole image (the network resizes it);
 * ``reference``: ``(K, 3, S, S)`` uint8 RGB square crops
-  (:func:`matcher.inference.reference_crop.reference_crop`);
+  (:func:`matcher.crops.reference_crop`);
 * ``boxes``: ``(N, 4)`` float32, xyxy scene pixels, ``N >= 1``;
 * ``labels``: ``(N,)`` int64, all 1 ("matches the reference");
 * ``masks``: ``(N, H, W)`` uint8 0/1 (the filled box when an annotation has no mask);
@@ -42,9 +42,9 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as TF
 
+from matcher.crops import reference_crop
 from matcher.errors import ConfigError, InvalidArgumentError, InvalidImageError
 from matcher.foreground import foreground_box
-from matcher.inference.reference_crop import reference_crop
 from trainers.augment import one_torch_thread
 from trainers.data.builder import CocoFiles
 from trainers.data.coco import decode_segmentation, xyxy_box

@@ -22,7 +22,7 @@ from matcher.config import Recipe
 from trainers.detection.build import build_episode_dataset
 from trainers.detection.evaluate import evaluate_episodes
 from trainers.detection.targets import batch_to_device, check_targets, collate_episodes
-from trainers.tasks import register_task
+from trainers.task_registry import register_task
 
 logger = logging.getLogger(__name__)
 

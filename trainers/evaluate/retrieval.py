@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from matcher.embedder import square_crop
+from matcher.crops import square_crop
 from matcher.errors import InvalidArgumentError
 from matcher.images import load_image
 

@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from matcher.config import Recipe, score_size
+from matcher.config import Recipe
 from matcher.errors import ConfigError
 from matcher.inference.anchors import anchor_shapes as make_anchor_shapes
 from matcher.inference.point_decoder import cell_centers
+from matcher.model_config import net_geometry
 
 # Side of the refine module's mask logits (SiamMask-sharp's ``out_size``), fixed by its
 # upsampling chain 15 -> 31 -> 61 -> 127 (matcher.models.siammask.Refine).
@@ -80,9 +81,10 @@ def target_geometry(recipe: Recipe) -> TargetGeometry:
     """Derive the training geometry of a recipe.
 
     The search side is ``recipe.train.search_size`` (``model.instance_size`` when unset);
-    the score size is :func:`matcher.config.score_size` of it and the offset centres the
-    score map on the crop: ``(X - 1 - (S - 1) * stride) / 2`` (equal to
-    :func:`matcher.config.score_offset` at the model's own instance size).
+    the score size is the network geometry's
+    (:meth:`matcher.model_config.NetGeometry.score_size_at`) and the offset centres the
+    score map on the crop: ``(X - 1 - (S - 1) * stride) / 2`` (equal to the geometry's
+    ``offset`` at the model's own instance size).
 
     Args:
         recipe: a loaded recipe.
@@ -97,9 +99,10 @@ def target_geometry(recipe: Recipe) -> TargetGeometry:
             lacks.
     """
     model = recipe.model
-    search = recipe.train.search_size or model.instance_size
-    size = score_size(model, search)
-    if search < model.exemplar_size or size < 1:
+    net = net_geometry(model)
+    search = recipe.train.search_size or net.instance_size
+    size = net.score_size_at(search)
+    if search < net.exemplar_size or size < 1:
         raise ConfigError(
             f"recipe {recipe.name!r}: train.search_size {search} gives no score map "
             f"(exemplar {model.exemplar_size}, stride {model.stride})"
@@ -116,12 +119,12 @@ def target_geometry(recipe: Recipe) -> TargetGeometry:
         mask_size = REFINE_MASK_SIZE if model.mask.refine else model.mask.mask_size
     return TargetGeometry(
         search_size=search,
-        exemplar_size=model.exemplar_size,
-        stride=model.stride,
+        exemplar_size=net.exemplar_size,
+        stride=net.stride,
         score_size=size,
-        offset=(search - 1 - (size - 1) * model.stride) / 2,
+        offset=(search - 1 - (size - 1) * net.stride) / 2,
         anchor_shapes=shapes,
-        base_size=model.base_size,
+        base_size=net.base_size,
         mask_size=mask_size,
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from matcher.config import HeadConfig
+from matcher.model_config import HeadConfig
 from matcher.registry import Registry
 
 HEADS: Registry = Registry("head")

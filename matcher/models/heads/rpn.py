@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from matcher.config import HeadConfig
+from matcher.model_config import HeadConfig
 from matcher.models.heads.registry import HEADS
 from matcher.models.heads.xcorr import (
     xcorr_depthwise,

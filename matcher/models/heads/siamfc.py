@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from matcher.config import HeadConfig
+from matcher.model_config import HeadConfig
 from matcher.models.heads.registry import HEADS
 from matcher.models.heads.xcorr import xcorr_naive
 

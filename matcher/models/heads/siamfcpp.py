@@ -32,8 +32,8 @@ import math
 import torch
 from torch import nn
 
-from matcher.config import HeadConfig
 from matcher.errors import ConfigError
+from matcher.model_config import HeadConfig
 from matcher.models.heads.registry import HEADS
 from matcher.models.heads.xcorr import xcorr_depthwise
 from matcher.models.layers import ConvBNReLU

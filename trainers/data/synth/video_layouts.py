@@ -38,8 +38,9 @@ from typing import Any
 
 from tqdm import tqdm
 
+from matcher.checks import check_int
 from matcher.errors import InvalidArgumentError
-from trainers.data.synth.dataset import MAX_SIDE, MAX_WORKERS, MIN_SIDE, _check_int, _commit
+from trainers.data.synth.dataset import MAX_SIDE, MAX_WORKERS, MIN_SIDE, _commit
 from trainers.data.synth.video_files import LAYOUTS, Job, write_index, write_sequence
 
 logger = logging.getLogger(__name__)
@@ -86,12 +87,12 @@ def write_video_dataset(
     """
     if layout not in LAYOUTS:
         raise InvalidArgumentError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
-    _check_int("sequences", sequences, 1, MAX_SEQUENCES)
-    _check_int("frames", frames, 2, MAX_FRAMES)
-    _check_int("seed", seed, 0, 2**63 - 1)
-    _check_int("workers", workers, 1, MAX_WORKERS)
+    check_int("sequences", sequences, 1, MAX_SEQUENCES)
+    check_int("frames", frames, 2, MAX_FRAMES)
+    check_int("seed", seed, 0, 2**63 - 1)
+    check_int("workers", workers, 1, MAX_WORKERS)
     for side in image_size:
-        _check_int("image size side", side, MIN_SIDE, MAX_SIDE)
+        check_int("image size side", side, MIN_SIDE, MAX_SIDE)
     out = Path(out_dir).expanduser().absolute()
     _check_target(out, overwrite=overwrite)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))

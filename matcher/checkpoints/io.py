@@ -1,20 +1,16 @@
-"""Loading published tracker checkpoints as distributed, and saving our own.
+"""Reading checkpoints safely, fitting them to a model strictly, and writing our own.
 
 Every file is read with ``torch.load(..., weights_only=True)``: a pickle that would run
 code is refused. The state dict found inside (raw, or wrapped under ``state_dict`` /
 ``model_state_dict`` / ``model``, with an optional ``module.`` prefix) is translated by the
-recipe's *layout* — a key map from the upstream project's module names to ours — and
-loaded strictly. The only keys a file may lack are those the published files are known to
-lack (BatchNorm ``num_batches_tracked``). Anything else that does not fit raises
-:class:`~matcher.errors.CheckpointError` saying what was expected and what was found.
+recipe's *layout* — a key map from the upstream project's module names to ours, see
+:mod:`matcher.checkpoints.layouts` — and loaded strictly. The only keys a file may lack are
+those the published files are known to lack (BatchNorm ``num_batches_tracked``). Anything
+else that does not fit raises :class:`~matcher.errors.CheckpointError` saying what was
+expected and what was found.
 
-Layouts: ``pysot`` (PySOT model zoo ``model.pth``), ``dasiamrpn`` (``SiamRPN*.model``,
-legacy PyTorch 0.3 serialisation), ``siammask`` (foolwood/SiamMask ``SiamMask_*.pth``,
-usually wrapped in a training checkpoint's ``state_dict``), ``siamfc_pytorch``
-(``siamfc_alexnet_e50.pth``, current and pre-2019 ``feature.N`` names), ``video_analyst``
-(SiamFC++ ``*.pkl``, raw or under ``model_state_dict``) and ``siammatch`` (this project's
-files: a dict with ``format``, ``version``, the resolved ``recipe`` and the
-``state_dict``).
+This project's files (``siammatch`` format) are a dict with ``format``, ``version``, the
+resolved ``recipe`` and the ``state_dict``.
 """
 
 from __future__ import annotations
@@ -22,9 +18,8 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import re
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,159 +27,21 @@ from typing import Any
 import torch
 from torch import nn
 
+from matcher.checkpoints.layouts import CheckpointLayout, get_layout
+from matcher.checkpoints.origin import guess_origin
 from matcher.errors import CheckpointError
 from matcher.files import atomic_write
-from matcher.registry import Registry
 
 logger = logging.getLogger(__name__)
 
 FORMAT_NAME = "siammatch"
 FORMAT_VERSION = 1
 
-#: The project's folder of trained weights (``<name>.pth`` with a ``<name>.json`` card).
-SHIPPED_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-
-
-def shipped_weights(name: str) -> Path | None:
-    """The trained weights that ship with the project under ``name`` (a recipe, or
-    ``embedder_default``), if any.
-
-    They live in the project's ``weights/`` folder as ``<name>.pth`` with a JSON card
-    (``<name>.json``) saying how they were trained and measured.
-    """
-    path = SHIPPED_WEIGHTS_DIR / f"{name}.pth"
-    return path if path.is_file() else None
-
-
-def is_shipped_name(text: str) -> bool:
-    """Whether a recipe setting that names a file (``verifier``, ``calibration``) names one
-    shipped under ``weights/``: a bare name, without a path separator or a suffix."""
-    return os.sep not in text and "/" not in text and not Path(text).suffix
-
-
-KeyMap = Callable[[str], str]
-
-
-@dataclass(frozen=True)
-class CheckpointLayout:
-    """How one project names its modules.
-
-    Attributes:
-        name: layout id used in recipes.
-        project: human name of the upstream project.
-        key_maps: candidate maps from upstream key to our key; the one that matches the
-            most model keys wins (several exist where a project renamed its modules).
-    """
-
-    name: str
-    project: str
-    key_maps: tuple[KeyMap, ...]
-
-
-LAYOUTS: Registry = Registry("checkpoint layout")
 
 #: Keys a published file may lack; PyTorch BatchNorm restores them as zero.
 OPTIONAL_SUFFIXES = ("num_batches_tracked",)
 
 _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")
-
-
-def _identity(key: str) -> str:
-    return key
-
-
-def _prefix_map(pairs: list[tuple[str, str]]) -> KeyMap:
-    def mapper(key: str) -> str:
-        for old, new in pairs:
-            if key.startswith(old):
-                return new + key[len(old) :]
-        return key
-
-    return mapper
-
-
-# PySOT: ModelBuilder names ``rpn_head``; ours is ``head``.
-_pysot_map = _prefix_map([("rpn_head.", "head.")])
-
-# DaSiamRPN: ``featureExtract`` + ``conv_{r,cls}{1,2}`` + ``regress_adjust``.
-_dasiamrpn_map = _prefix_map(
-    [
-        ("featureExtract.", "backbone.features."),
-        ("conv_r1.", "head.template_loc_conv."),
-        ("conv_cls1.", "head.template_cls_conv."),
-        ("conv_r2.", "head.search_loc_conv."),
-        ("conv_cls2.", "head.search_cls_conv."),
-        ("regress_adjust.", "head.loc_adjust."),
-    ]
-)
-
-# foolwood/SiamMask: ``features.features`` backbone, ``features.downsample`` neck,
-# ``rpn_model``/``mask_model.mask``/``refine_model`` heads.
-_siammask_map = _prefix_map(
-    [
-        ("features.features.", "backbone."),
-        ("features.downsample.", "neck.downsample."),
-        ("rpn_model.", "head."),
-        ("mask_model.mask.", "mask_head."),
-        ("refine_model.", "refine_head."),
-    ]
-)
-
-# video_analyst (SiamFC++): ``basemodel`` backbone; the adjust convs sit at the top level
-# of ``SiamTrack`` and belong to our head, whose other names equal ``DenseboxHead``'s.
-_video_analyst_map = _prefix_map(
-    [
-        ("basemodel.", "backbone."),
-        ("c_z_k.", "head.c_z_k."),
-        ("r_z_k.", "head.r_z_k."),
-        ("c_x.", "head.c_x."),
-        ("r_x.", "head.r_x."),
-    ]
-)
-
-# siamfc-pytorch before November 2019: one ``feature`` Sequential.
-_SIAMFC_OLD_INDEX = {
-    0: "conv1.0",
-    1: "conv1.1",
-    4: "conv2.0",
-    5: "conv2.1",
-    8: "conv3.0",
-    9: "conv3.1",
-    11: "conv4.0",
-    12: "conv4.1",
-    14: "conv5.0",
-}
-
-
-def _siamfc_old_map(key: str) -> str:
-    match = re.match(r"^feature\.(\d+)\.(.+)$", key)
-    if match and int(match.group(1)) in _SIAMFC_OLD_INDEX:
-        return f"backbone.{_SIAMFC_OLD_INDEX[int(match.group(1))]}.{match.group(2)}"
-    return key
-
-
-def register_layout(layout: CheckpointLayout) -> None:
-    """Add a layout to :data:`LAYOUTS` (raises on a duplicate name)."""
-    LAYOUTS.register(layout.name)(lambda: layout)
-
-
-register_layout(CheckpointLayout("siammatch", "siammatch", (_identity,)))
-register_layout(CheckpointLayout("pysot", "PySOT model zoo", (_pysot_map,)))
-register_layout(CheckpointLayout("dasiamrpn", "DaSiamRPN", (_dasiamrpn_map,)))
-register_layout(CheckpointLayout("siammask", "foolwood/SiamMask", (_siammask_map,)))
-register_layout(CheckpointLayout("siamfc_pytorch", "siamfc-pytorch", (_identity, _siamfc_old_map)))
-register_layout(
-    CheckpointLayout("video_analyst", "video_analyst (SiamFC++)", (_video_analyst_map,))
-)
-
-
-def get_layout(name: str) -> CheckpointLayout:
-    """The registered layout ``name``.
-
-    Raises:
-        UnknownComponentError: not registered.
-    """
-    return LAYOUTS.get(name)()
 
 
 # --------------------------------------------------------------------------------------
@@ -308,47 +165,6 @@ def _all_tensors(mapping: Mapping) -> bool:
 # --------------------------------------------------------------------------------------
 # Fitting a state dict to a model
 # --------------------------------------------------------------------------------------
-
-
-def guess_origin(keys: list[str]) -> str:
-    """A human guess of which published model a set of state-dict keys belongs to."""
-    keyset = set(keys)
-
-    def has(prefix: str) -> bool:
-        return any(k.startswith(prefix) for k in keyset)
-
-    if has("featureExtract."):
-        return "a DaSiamRPN model (SiamRPN up-channel, featureExtract/conv_r1 names)"
-    if has("basemodel."):
-        if has("basemodel.Mixed_6e."):
-            return "a SiamFC++ GoogLeNet model (video_analyst basemodel/head names)"
-        if has("basemodel.conv5."):
-            return "a SiamFC++ AlexNet model (video_analyst basemodel/head names)"
-        return "a SiamFC++ model (video_analyst basemodel/head names)"
-    if has("feature.") and not has("backbone."):
-        return "a pre-2019 siamfc-pytorch SiamFC model (feature.N names)"
-    if has("refine_head.") or has("mask_head."):
-        return "a PySOT SiamMask model"
-    if has("features.features.") and has("mask_model."):
-        with_refine = "sharp" if has("refine_model.") else "base"
-        return f"a foolwood/SiamMask model (SiamMask {with_refine})"
-    if has("rpn_head.rpn2."):
-        if has("backbone.layer0."):
-            return "a PySOT SiamRPN++ MobileNetV2 model"
-        return "a PySOT SiamRPN++ ResNet-50 (multi-level) model"
-    if has("rpn_head.") and has("backbone.features."):
-        return "a PySOT SiamRPN AlexNet model"
-    if has("rpn_head."):
-        return "a PySOT model"
-    if has("backbone.conv1.0.") and not has("head."):
-        return "a siamfc-pytorch SiamFC model"
-    if has("fusion.mix.") and has("roi_heads."):
-        return "a siammatch Siamese Mask R-CNN model"
-    if has("backbone.body.") and has("roi_heads."):
-        return "a torchvision Mask R-CNN / Faster R-CNN model"
-    if has("backbone.") and has("head."):
-        return "a siammatch model"
-    return "an unrecognised model"
 
 
 def fit_state_dict(
