@@ -36,7 +36,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from api.cli import UsageError, _load_matcher
+    from api.cli import UsageError, load_matcher
     from api.cli_eval_pairs import DEFAULT_DATA_ROOT
     from api.cli_eval_real import _ensure_real_set
     from trainers.calibrate import collect_samples, fit_split
@@ -60,7 +60,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         device=args.device,
         overrides=["inference.match.geometric=true", "inference.match.calibration="],
     )
-    matcher = _load_matcher(ns)
+    matcher = load_matcher(ns)
     samples = collect_samples(matcher, root, split=args.split, progress=True)
     meta = {
         "recipe": args.recipe,

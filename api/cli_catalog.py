@@ -29,7 +29,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 def register(sub: Any) -> None:
     """Add the ``catalog`` command and its sub-commands to ``sub`` (an ``add_subparsers``)."""
-    from api.cli import _model_args
+    from api.cli import model_args
 
     parser = sub.add_parser("catalog", help="manage and search the product catalog")
     csub = parser.add_subparsers(dest="catalog_command", required=True)
@@ -54,7 +54,7 @@ def register(sub: Any) -> None:
     p.add_argument("--candidates", type=int, default=20, help="products verified (default 20)")
     p.add_argument("--threshold", type=float, default=None, help="verification score floor")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    _model_args(p)
+    model_args(p)
     _catalog_args(p)
     p.set_defaults(func=cmd_search)
 
@@ -163,12 +163,12 @@ def _synth_items(root: Path) -> list[tuple[str, str, dict, None]] | None:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from api.cli import _load_matcher
+    from api.cli import load_matcher
     from index.search import search_scene
     from matcher.images import load_image
 
     scene = load_image(args.scene)
-    m = _load_matcher(args)
+    m = load_matcher(args)
     with _open(args, matcher=m) as catalog:
         hits = search_scene(
             catalog,

@@ -56,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def add_coco_oneshot(benchmarks: argparse._SubParsersAction) -> None:
     """The ``eval coco-oneshot`` parser."""
-    from api.cli import _model_args
+    from api.cli import model_args
 
     p = benchmarks.add_parser(
         "coco-oneshot",
@@ -111,7 +111,7 @@ def add_coco_oneshot(benchmarks: argparse._SubParsersAction) -> None:
         help="operating score threshold (default: the recipe's match threshold, else 0.5)",
     )
     model = p.add_argument_group("source: a matcher or a detections file")
-    _model_args(
+    model_args(
         model, recipe_help="recipe name or YAML file", set_help="recipe override (repeatable)"
     )
     model.add_argument("--max-instances", type=int, default=100, help="instances per query")

@@ -136,12 +136,12 @@ def _check_output(path: str | None, flag: str) -> None:
 
 def _load_matchers(args: argparse.Namespace) -> list[tuple[str, Any]]:
     """``(spec, matcher)`` for every ``--matchers`` item, each loaded and checked."""
-    from api.cli import _load_matcher
+    from api.cli import load_matcher
 
     matchers = []
     for recipe, weights in _parse_matchers(args.matchers):
         ns = argparse.Namespace(recipe=recipe, weights=weights, device=args.device, overrides=[])
-        matchers.append((f"{recipe}:{weights}" if weights else recipe, _load_matcher(ns)))
+        matchers.append((f"{recipe}:{weights}" if weights else recipe, load_matcher(ns)))
     return matchers
 
 

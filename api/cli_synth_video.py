@@ -28,7 +28,7 @@ BENCHMARK_OF = {
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``--video`` options to the ``synth`` parser (registered by :mod:`api.cli`)."""
+    """Add the ``--video`` options to the ``synth`` parser (registered by :mod:`api.cli_synth`)."""
     parser = sub.choices["synth"]
     group = parser.add_argument_group("tracking sequences (with --video)")
     group.add_argument(
@@ -50,7 +50,7 @@ def _dispatch(scenes: Callable[[argparse.Namespace], int]) -> Callable[[argparse
 
 def cmd_synth_video(args: argparse.Namespace) -> int:
     """Run ``siammatch synth --video``; returns the exit status."""
-    from api.cli import _parse_size
+    from api.cli_synth import parse_size
     from matcher.errors import InvalidArgumentError
     from trainers.data.synth.video_layouts import write_video_dataset
 
@@ -59,7 +59,7 @@ def cmd_synth_video(args: argparse.Namespace) -> int:
         raise InvalidArgumentError(f"synth --video needs {', '.join(missing)}")
     if args.products is not None or args.scenes is not None:
         raise InvalidArgumentError("--products and --scenes do not apply to --video")
-    image_size = _parse_size(args.size, example="240x320")
+    image_size = parse_size(args.size, example="240x320")
     out = write_video_dataset(
         args.out,
         layout=args.layout,

@@ -19,7 +19,7 @@ MAX_WORKERS = 64
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``track-benchmark`` to the ``siammatch`` parser."""
-    from api.cli import _model_args
+    from api.cli import model_args
 
     p = sub.add_parser(
         "track-benchmark",
@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "VOT2019, VOT2018-LT",
     )
     p.add_argument("--root", required=True, help="the benchmark's folder (official layout)")
-    _model_args(
+    model_args(
         p,
         recipe_help="recipe name or YAML file (default: the weights' recipe)",
         set_help="recipe override (repeatable)",
@@ -55,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_track_benchmark(args: argparse.Namespace) -> int:
     """Run ``siammatch track-benchmark``; returns the exit status."""
-    from api.cli import _load_matcher
+    from api.cli import load_matcher
     from matcher.errors import InvalidArgumentError
     from trainers.evaluate.tracking.datasets import load_dataset
     from trainers.evaluate.tracking.runner import TrackerSpec, run_benchmark
@@ -71,7 +71,7 @@ def cmd_track_benchmark(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.dataset, args.root)
     if args.sequences:
         dataset = dataset.select(args.sequences)
-    m = _load_matcher(args)
+    m = load_matcher(args)
     m.tracker()  # a matcher without a tracking mode fails here, before any work
     if name is None:
         stem = Path(args.weights).stem if args.weights else str(getattr(m, "name", "tracker"))

@@ -21,7 +21,8 @@ few such sockets starve the service. :class:`ThreadWorker` changes three things.
   request line or header, a long URL, a bad ``Content-Length`` or ``Transfer-Encoding``, a
   failure outside the application) use the service's error shape
   ``{"error": {"code", "message"}}`` instead of an HTML page: the worker replaces
-  ``gunicorn.util.write_error``, in its own process, with :func:`write_json_error`.
+  ``gunicorn.util.write_error``, in its own process, with
+  :func:`api.gunicorn_errors.write_json_error`.
 - **Requests have a time limit.** A request still running after
   :data:`REQUEST_TIMEOUT_ENV` seconds (default: gunicorn's ``timeout``) is answered
   ``500`` with the code ``timeout``, and the worker stops taking connections, finishes
@@ -31,13 +32,14 @@ few such sockets starve the service. :class:`ThreadWorker` changes three things.
   (or boots for longer than it).
 
 TLS connections keep gthread's own reading (the bytes must go through the TLS layer
-first). This module is imported by the gunicorn master: it imports nothing heavy.
+first). How much of a request to read is decided from its header by
+:mod:`api.request_framing`. This module is imported by the gunicorn master: it imports
+nothing heavy.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import selectors
 import socket
@@ -45,11 +47,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from functools import partial
-from http import HTTPStatus
 from typing import Any
 
 from gunicorn import util
 from gunicorn.workers import gthread
+
+from api.gunicorn_errors import error_response, write_json_error
+from api.request_framing import read_plan, without_expect
 
 #: Environment variable: seconds a client has to send a whole request (header and body).
 READ_TIMEOUT_ENV = "SIAMMATCH_READ_TIMEOUT"
@@ -61,72 +65,6 @@ MAX_HEADER_BYTES = 64 * 1024
 #: Bodies buffered before a thread takes the request when the app does not say otherwise.
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
 _RECV_SIZE = 256 * 1024
-
-
-#: Reason phrases (RFC 9110's, whatever the Python version's ``HTTPStatus`` says) of the
-#: statuses the worker and gunicorn answer themselves.
-_PHRASES = {
-    400: "Bad Request",
-    403: "Forbidden",
-    408: "Request Timeout",
-    411: "Length Required",
-    414: "URI Too Long",
-    417: "Expectation Failed",
-    431: "Request Header Fields Too Large",
-    500: "Internal Server Error",
-    501: "Not Implemented",
-}
-
-
-def _phrase(status: int) -> str:
-    if status in _PHRASES:
-        return _PHRASES[status]
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
-
-
-def _code(reason: str) -> str:
-    """``"URI Too Long"`` -> ``"uri_too_long"`` (the way Flask's HTTP errors get theirs)."""
-    words = "".join(ch if ch.isalnum() else " " for ch in reason.lower()).split()
-    return "_".join(words) or "http_error"
-
-
-def error_response(status: int, message: str, *, code: str | None = None) -> bytes:
-    """A complete ``Connection: close`` HTTP/1.1 response carrying a JSON error.
-
-    Args:
-        status: HTTP status (its reason phrase is the standard one).
-        message: the human-readable message.
-        code: the error's machine-readable code; by default the reason phrase in snake
-            case (``414`` -> ``uri_too_long``), the way Flask's HTTP errors get theirs.
-    """
-    reason = _phrase(status)
-    error = {"code": code or _code(reason), "message": message}
-    body = json.dumps({"error": error}).encode("ascii")
-    head = (
-        f"HTTP/1.1 {status} {reason}\r\n"
-        "Connection: close\r\n"
-        "Content-Type: application/json\r\n"
-        "X-Content-Type-Options: nosniff\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    )
-    return head.encode("latin-1") + body
-
-
-def write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
-    """Drop-in for ``gunicorn.util.write_error``: the error as the service's JSON shape.
-
-    The reason phrase is the status's standard one (gunicorn labels its 501 "Bad
-    Request"). A 500 says no more than the application's own 500 does (gunicorn logs the
-    cause).
-    """
-    if status_int == 500:
-        response = error_response(500, "internal server error", code="internal_error")
-    else:
-        response = error_response(status_int, " ".join(str(mesg).split()) or _phrase(status_int))
-    util.write_nonblock(sock, response)
 
 
 def _send_now(sock: socket.socket, data: bytes) -> None:
@@ -144,66 +82,6 @@ def _seconds(name: str, default: float) -> float:
     if not value > 0:
         raise ValueError(f"{name} must be a positive number of seconds, got {text!r}")
     return value
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """What a request's header asks of the main loop.
-
-    Attributes:
-        body: bytes of body to read before a thread takes the request.
-        expect_continue: the client waits for ``100 Continue`` before sending the body.
-        chunked: a chunked body (refused with 411).
-    """
-
-    body: int = 0
-    expect_continue: bool = False
-    chunked: bool = False
-
-
-def _plan(head: bytes, max_body: int) -> _Plan:
-    """How to read the request whose header (without the final blank line) is ``head``.
-
-    A header gunicorn will refuse (duplicate or malformed ``Content-Length``, a
-    ``Transfer-Encoding`` or ``Expect`` it does not support) and a body over ``max_body``
-    (which the app refuses with 413) read no body here: the thread answers them from the
-    header alone.
-    """
-    lines = head.split(b"\r\n")
-    length = None
-    expect = chunked = malformed = False
-    for line in lines[1:]:
-        name, _, value = line.partition(b":")
-        name, value = name.strip().lower(), value.strip()
-        if name == b"transfer-encoding":
-            if value.split(b",")[-1].strip().lower() == b"chunked":
-                chunked = True
-            else:
-                malformed = True
-        elif name == b"expect":
-            if value.lower() == b"100-continue":
-                expect = lines[0].rstrip().endswith(b"HTTP/1.1")  # 1.0 ignores it
-            else:
-                malformed = True
-        elif name == b"content-length":
-            if length is not None or not value.isdigit() or len(value) > 15:
-                malformed = True
-            else:
-                length = int(value)
-    if malformed:
-        return _Plan()
-    if chunked:
-        return _Plan(chunked=True)
-    if length is None or length > max_body:
-        return _Plan()
-    return _Plan(body=length, expect_continue=expect and length > 0)
-
-
-def _without_expect(head: bytes) -> bytes:
-    """``head`` without its ``Expect`` lines (the main loop already answered them)."""
-    return b"\r\n".join(
-        line for line in head.split(b"\r\n") if line.partition(b":")[0].strip().lower() != b"expect"
-    )
 
 
 @dataclass(eq=False)
@@ -310,7 +188,7 @@ class ThreadWorker(gthread.ThreadWorker):
                 )
             return True
         head = bytes(data[:end])
-        plan = _plan(head, self.max_body)
+        plan = read_plan(head, self.max_body)
         if plan.chunked:
             self._refuse(
                 conn,
@@ -324,7 +202,7 @@ class ThreadWorker(gthread.ThreadWorker):
                 _send_now(conn.sock, b"HTTP/1.1 100 Continue\r\n\r\n")
             return False
         if plan.expect_continue:
-            data = bytearray(_without_expect(head)) + data[end:]
+            data = bytearray(without_expect(head)) + data[end:]
         del self.reading[conn]
         self._unregister(conn)
         conn.siammatch_request = bytes(data)

@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from api.app import create_app
-from tests.api.http_helpers import png_bytes
+from tests.api.http_helpers import Server, png_bytes, serving
+from tests.api.serve_helpers import READ_TIMEOUT
 from tests.helpers import clutter_scene, paste, product_image
 
 
@@ -96,3 +97,20 @@ def app(make_app):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+# -- the real ``siammatch serve`` under attack (test_serve_worker, test_serve_fuzz) ---------
+
+
+@pytest.fixture(scope="module")
+def hardened(tmp_path_factory) -> Server:
+    """``siammatch serve``: 2 workers of 4 threads, template matching by default (light),
+    the shipped default recipe on request (its verifier and box voting are the code the
+    thin images broke), a 2-product catalog."""
+    folder = tmp_path_factory.mktemp("hardened")
+    args = ["--catalog", str(folder / "catalog"), "--seed-products", "2", "--workers", "2"]
+    args += ["--threads", "4", "--recipe", "siamfc_pixels", "--extra-recipe", "siammask_small"]
+    args += ["--read-timeout", str(READ_TIMEOUT)]
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(folder / "metrics")}
+    with serving(folder, args, env=env) as server:
+        yield server

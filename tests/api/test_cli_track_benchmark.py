@@ -50,7 +50,7 @@ def weights(tmp_path_factory) -> dict[str, Path]:
     import torch
 
     import matcher
-    from matcher.checkpoints import save_checkpoint
+    from matcher.checkpoints.io import save_checkpoint
 
     folder = tmp_path_factory.mktemp("weights")
     out = {}

@@ -1,6 +1,6 @@
 """Issue 18 with Flask's test client: thin and long images on every route, deeply nested
 JSON, the decompression-bomb message, ``nosniff``, the OpenAPI corrections and the
-README's error table. (Slow clients and gunicorn's own errors: ``test_serve_hardening``.)"""
+README's error table. (Slow clients and gunicorn's own errors: ``test_serve_worker``.)"""
 
 from __future__ import annotations
 
@@ -218,7 +218,7 @@ def test_readme_error_table_lists_every_error():
     for cls, status in api.errors.STATUS.items():
         if cls is not SiammatchError:  # the root: only the fallback of its subclasses
             assert cls.code in table.get(status, set()), (cls.__name__, status, cls.code)
-    # Werkzeug's errors (Flask) and gunicorn's (the worker, api/gunicorn_worker.py).
+    # Werkzeug's errors (Flask) and gunicorn's (the worker, api/gunicorn_errors.py).
     for status, code in [
         (400, "bad_request"),
         (404, "not_found"),

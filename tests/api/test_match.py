@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from matcher.checkpoints import save_checkpoint
+from matcher.checkpoints.io import save_checkpoint
 from matcher.structures import Instance
 from tests.api.http_helpers import b64, png_bytes, upload
 from tests.helpers import TEST_RECIPES, iou, rpn_template_matcher, synthetic_shelf

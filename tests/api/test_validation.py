@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from api.errors import InvalidBase64Error, MalformedJSONError, MissingFieldError
-from api.validation import (
-    Fields,
+from api.field_values import (
     metadata,
     optional_box,
     optional_float,
@@ -14,6 +13,7 @@ from api.validation import (
     product_id,
     recipe_name,
 )
+from api.request_body import Fields
 from matcher.errors import InvalidArgumentError, InvalidBoxError, UnknownComponentError
 
 
