@@ -38,7 +38,13 @@ setup(
         "apispec-webframeworks>=1.2",
     ],
     extras_require={
-        "dev": ["pytest>=8.0", "pytest-xdist>=3.5", "ruff>=0.6", "requests>=2.31"],
+        "dev": [
+            "pytest>=8.0",
+            "pytest-xdist>=3.5",
+            "ruff>=0.6",
+            "requests>=2.31",
+            "playwright>=1.50",
+        ],
         "gpu": ["faiss-gpu-cu12>=1.8"],
     },
     entry_points={"console_scripts": ["siammatch = api.cli:main"]},

@@ -1,8 +1,8 @@
 """Regenerate ``docs/web_page.png``: the web page with a match result drawn.
 
 Serves the application in-process (werkzeug, loopback, a temporary catalog of a few
-synthetic products so the catalog picker is filled), opens it in headless Chromium over
-the DevTools pipe (:mod:`tests.cdp`), uploads the demo pair of ``siammatch demo`` (the
+synthetic products so the catalog picker is filled), opens it in Debian's headless
+Chromium with Playwright (:mod:`tests.browser`), uploads the demo pair of ``siammatch demo`` (the
 coffee cup and a collage with two copies of it), presses *Match*, waits for the drawing and
 saves a screenshot.
 
@@ -29,7 +29,7 @@ from werkzeug.serving import make_server  # noqa: E402
 from api.app import create_app  # noqa: E402
 from api.default_catalog import ensure_catalog  # noqa: E402
 from api.demo import demo_pair  # noqa: E402
-from tests.cdp import Browser, find_chromium  # noqa: E402
+from tests.browser import evaluate, find_chromium, open_page, wait_for  # noqa: E402
 
 logger = logging.getLogger("docs.web_page")
 
@@ -54,21 +54,23 @@ def main(argv: list[str] | None = None) -> int:
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         try:
-            with Browser(chromium, width=1280, height=860, timeout=120) as browser:
-                browser.navigate(f"http://127.0.0.1:{server.server_port}/")
-                browser.wait_for("document.getElementById('catalog-select').options.length > 1")
-                browser.set_files("#reference-file", [folder / "coffee-cup.png"])
-                browser.set_files("#scene-file", [folder / "scene.png"])
-                browser.evaluate("document.getElementById('match-button').click()")
+            with open_page(chromium, width=1280, height=860, timeout_s=120) as page:
+                page.goto(f"http://127.0.0.1:{server.server_port}/")
+                wait_for(page, "document.getElementById('catalog-select').options.length > 1")
+                page.set_input_files("#reference-file", str(folder / "coffee-cup.png"))
+                page.set_input_files("#scene-file", str(folder / "scene.png"))
+                evaluate(page, "document.getElementById('match-button').click()")
                 status = "document.getElementById('status')"
-                state = browser.wait_for(
-                    f"['done', 'error'].includes({status}.dataset.state) && {status}.dataset.state"
+                state = wait_for(
+                    page,
+                    f"['done', 'error'].includes({status}.dataset.state) && {status}.dataset.state",
                 )
-                text = browser.evaluate(f"{status}.textContent")
+                text = evaluate(page, f"{status}.textContent")
                 if state != "done":
                     logger.error("the page reports an error: %s", text)
                     return 1
-                out = browser.screenshot(args.out)
+                out = Path(args.out)
+                page.screenshot(path=str(out), full_page=True)
         finally:
             server.shutdown()
             app.extensions["siammatch"].catalog.close()

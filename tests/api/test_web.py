@@ -1,7 +1,7 @@
 """The web page at ``/``: served without external resources, and working in a browser.
 
-The browser test drives Debian's headless ``chromium`` over the DevTools pipe
-(:mod:`tests.cdp`): it uploads a reference and a scene, presses *Match* and checks the
+The browser test drives Debian's headless ``chromium`` with Playwright
+(:mod:`tests.browser`): it uploads a reference and a scene, presses *Match* and checks the
 drawing on the canvas, the instance table, and the page's RLE decoder against
 pycocotools. Chromium is found on ``PATH`` (``make system-deps``, which ``make test`` runs,
 installs it); without it the test fails and says why.
@@ -21,7 +21,7 @@ from werkzeug.serving import make_server
 
 from matcher.mask_codec import encode_rle
 from tests.api.http_helpers import upload
-from tests.cdp import Browser, find_chromium
+from tests.browser import evaluate, find_chromium, open_page, wait_for
 
 STATIC = Path(__file__).resolve().parents[2] / "api" / "static"
 TEMPLATES = Path(__file__).resolve().parents[2] / "api" / "templates"
@@ -87,11 +87,11 @@ def live_server(make_app):
 STATUS = "document.getElementById('status')"
 
 
-def _wait_done(browser) -> str:
-    state = browser.wait_for(
-        f"['done', 'error'].includes({STATUS}.dataset.state) && {STATUS}.dataset.state"
+def _wait_done(page) -> str:
+    state = wait_for(
+        page, f"['done', 'error'].includes({STATUS}.dataset.state) && {STATUS}.dataset.state"
     )
-    text = browser.evaluate(f"{STATUS}.textContent")
+    text = evaluate(page, f"{STATUS}.textContent")
     assert state == "done", text
     return text
 
@@ -113,30 +113,31 @@ def test_browser_upload_draws_the_result(chromium, live_server, pictures, tmp_pa
     count = len(expected["instances"])
     assert count >= 1
 
-    with Browser(chromium) as browser:
-        browser.navigate(base + "/")
-        browser.set_files("#reference-file", [reference])
-        browser.set_files("#scene-file", [scene])
-        browser.evaluate("document.getElementById('match-button').click()")
-        status = _wait_done(browser)
-        assert browser.evaluate(f"{STATUS}.dataset.count") == str(count)
+    with open_page(chromium) as page:
+        page.goto(base + "/")
+        page.set_input_files("#reference-file", str(reference))
+        page.set_input_files("#scene-file", str(scene))
+        evaluate(page, "document.getElementById('match-button').click()")
+        status = _wait_done(page)
+        assert evaluate(page, f"{STATUS}.dataset.count") == str(count)
         assert f"{count} instance" in status
-        rows = browser.evaluate("document.querySelectorAll('#instances tbody tr').length")
+        rows = evaluate(page, "document.querySelectorAll('#instances tbody tr').length")
         assert rows == count
-        size = browser.evaluate("[canvas.width, canvas.height]")
+        size = evaluate(page, "[canvas.width, canvas.height]")
         assert size == [pictures.scene.shape[1], pictures.scene.shape[0]]
         # The first box's left edge is stroked in the first palette colour.
         x0, y0, _, y1 = (round(v) for v in expected["instances"][0]["box"])
-        colour = browser.evaluate("siammatch.palette(0)")
-        strip = browser.evaluate(
+        colour = evaluate(page, "siammatch.palette(0)")
+        strip = evaluate(
+            page,
             f"Array.from(canvas.getContext('2d').getImageData({x0 - 3}, {(y0 + y1) // 2}, 7, 1)"
-            ".data)"
+            ".data)",
         )
         pixels = np.array(strip).reshape(7, 4)[:, :3]
         assert np.abs(pixels - np.array(colour)).max(axis=1).min() <= 8, pixels
         # Away from the drawings the canvas shows the scene itself.
-        scene_pixel = browser.evaluate(
-            "Array.from(canvas.getContext('2d').getImageData(5, 195, 1, 1).data)"
+        scene_pixel = evaluate(
+            page, "Array.from(canvas.getContext('2d').getImageData(5, 195, 1, 1).data)"
         )
         assert np.abs(np.array(scene_pixel[:3]) - pictures.scene[195, 5]).max() <= 2
 
@@ -148,11 +149,12 @@ def test_browser_rle_decoder_matches_pycocotools(chromium, live_server):
     mask[5:30, 10:40] = True
     mask[rng.random(mask.shape) < 0.05] ^= True
     rle = encode_rle(mask)
-    with Browser(chromium) as browser:
-        browser.navigate(base + "/")
-        decoded = browser.evaluate(
+    with open_page(chromium) as page:
+        page.goto(base + "/")
+        decoded = evaluate(
+            page,
             f"(() => {{ const m = siammatch.decodeRle({{size: {rle['size']}, "
-            f"counts: {rle['counts']!r}}}); return [m.height, m.width, Array.from(m.data)]; }})()"
+            f"counts: {rle['counts']!r}}}); return [m.height, m.width, Array.from(m.data)]; }})()",
         )
     height, width, data = decoded
     assert (height, width) == mask.shape
@@ -167,30 +169,30 @@ def test_browser_catalog_reference_and_search(chromium, make_app, pictures, tmp_
         assert added.status_code == 201
     scene = tmp_path / "scene.png"
     Image.fromarray(pictures.scene).save(scene)
-    with serving(app) as base, Browser(chromium) as browser:
-        browser.navigate(base + "/")
-        options = browser.wait_for(
+    with serving(app) as base, open_page(chromium) as page:
+        page.goto(base + "/")
+        options = wait_for(
+            page,
             "Array.from(document.querySelectorAll('#catalog-select option'))"
-            ".map(o => o.value).filter(v => v).join(',')"
+            ".map(o => o.value).filter(v => v).join(',')",
         )
         assert options == "astronaut,coffee"
-        browser.evaluate(
+        evaluate(
+            page,
             "(() => { const s = document.getElementById('catalog-select'); s.value = 'coffee';"
-            " s.dispatchEvent(new Event('change')); })()"
+            " s.dispatchEvent(new Event('change')); })()",
         )
-        browser.wait_for("!document.getElementById('reference-preview').hidden")
-        browser.set_files("#scene-file", [scene])
-        browser.evaluate("document.getElementById('match-button').click()")
-        assert "1 instance found" in _wait_done(browser)
+        wait_for(page, "!document.getElementById('reference-preview').hidden")
+        page.set_input_files("#scene-file", str(scene))
+        evaluate(page, "document.getElementById('match-button').click()")
+        assert "1 instance found" in _wait_done(page)
         assert (
-            browser.evaluate(
-                "document.querySelector('#instances tbody td:nth-child(2)').textContent"
-            )
+            evaluate(page, "document.querySelector('#instances tbody td:nth-child(2)').textContent")
             == "coffee"
         )
-        browser.evaluate("document.getElementById('search-button').click()")
-        assert "1 product found" in _wait_done(browser)
-        label = browser.evaluate(
-            "document.querySelector('#instances tbody td:nth-child(2)').textContent"
+        evaluate(page, "document.getElementById('search-button').click()")
+        assert "1 product found" in _wait_done(page)
+        label = evaluate(
+            page, "document.querySelector('#instances tbody td:nth-child(2)').textContent"
         )
         assert label == "coffee"
