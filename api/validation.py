@@ -21,12 +21,11 @@ from api.errors import CatalogUnavailableError, RequestError
 from api.field_values import (
     metadata,
     optional_box,
-    optional_float,
-    optional_int,
     product_id,
     recipe_name,
 )
 from api.request_body import Fields, decode_image, require_bytes
+from api.request_fields import MAX_INSTANCES, PAGE_LIMIT, THRESHOLD, K
 from matcher.images import Box, ImageLimits, validate_box
 from matcher.structures import Reference
 
@@ -90,10 +89,8 @@ def parse_match(
     """
     fields = Fields(request)
     recipe = recipe_name(fields.value("recipe"), recipes, default_recipe)
-    threshold = optional_float(fields.value("threshold"), "threshold", lo=0.0, hi=1.0)
-    max_instances = optional_int(
-        fields.value("max_instances"), "max_instances", lo=1, hi=limits.max_instances
-    )
+    threshold = THRESHOLD.parse(fields.value("threshold"), limits)
+    max_instances = MAX_INSTANCES.parse(fields.value("max_instances"), limits)
     box = optional_box(fields.value("reference_box"), "reference_box")
     ref_id = fields.value("reference_id")
     if ref_id is not None:
@@ -177,8 +174,8 @@ def parse_search(request: Request, *, limits: Limits, default_k: int = 5) -> Sea
         SiammatchError: any invalid field.
     """
     fields = Fields(request)
-    k = optional_int(fields.value("k"), "k", lo=1, hi=limits.max_k)
-    threshold = optional_float(fields.value("threshold"), "threshold", lo=0.0, hi=1.0)
+    k = K.parse(fields.value("k"), limits)
+    threshold = THRESHOLD.parse(fields.value("threshold"), limits)
     scene = decode_image(require_bytes(fields, "scene"), limits=limits.image)
     return SearchRequest(
         scene=scene, k=min(default_k, limits.max_k) if k is None else k, threshold=threshold
@@ -197,5 +194,5 @@ def parse_page(
         InvalidArgumentError: a limit that is not an integer in ``[1, max_page_size]``.
     """
     cursor = args.get("cursor") or None
-    limit = optional_int(args.get("limit") or None, "limit", lo=1, hi=limits.max_page_size)
+    limit = PAGE_LIMIT.parse(args.get("limit") or None, limits)
     return cursor, min(default, limits.max_page_size) if limit is None else limit

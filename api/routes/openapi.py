@@ -8,13 +8,16 @@ that does (a test checks both directions). The shared schemas and responses are 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from apispec import APISpec
 from apispec_webframeworks.flask import FlaskPlugin
 from flask import Blueprint, Flask, Response, current_app, jsonify
 
-from api.state import current_services
+from api.request_fields import MAX_INSTANCES, QUERY_FIELDS, THRESHOLD, K, recipe_schema
+from api.state import EXTENSION, current_services
+from api.validation import Limits
 
 bp = Blueprint("openapi", __name__)
 
@@ -77,32 +80,6 @@ _MATCH_RESULT = {
         "elapsed_ms": {"type": "number"},
     },
 }
-_COMMON_FIELDS = {
-    "recipe": {"type": "string", "description": "one of the service's recipes"},
-    "threshold": {"type": "number", "minimum": 0, "maximum": 1},
-    "max_instances": {"type": "integer", "minimum": 1},
-    "reference_box": {"type": "string", "example": "10,20,110,140"},
-    "reference_id": {"type": "string", "description": "a catalog product instead of a file"},
-}
-_MATCH_FORM = {
-    "type": "object",
-    "required": ["scene"],
-    "properties": {
-        "reference": {"type": "string", "format": "binary"},
-        "scene": {"type": "string", "format": "binary"},
-        **_COMMON_FIELDS,
-    },
-}
-_MATCH_JSON = {
-    "type": "object",
-    "required": ["scene"],
-    "properties": {
-        "reference": {"type": "string", "format": "byte"},
-        "scene": {"type": "string", "format": "byte"},
-        **_COMMON_FIELDS,
-        "reference_box": {"oneOf": [{"type": "string"}, _BOX]},
-    },
-}
 _PRODUCT = {
     "type": "object",
     "properties": {
@@ -142,24 +119,6 @@ _PAGE = {
         "total": {"type": "integer", "description": "products in the catalog"},
     },
 }
-_SEARCH_FORM = {
-    "type": "object",
-    "required": ["scene"],
-    "properties": {
-        "scene": {"type": "string", "format": "binary"},
-        "k": {"type": "integer", "minimum": 1},
-        "threshold": {"type": "number", "minimum": 0, "maximum": 1},
-    },
-}
-_SEARCH_JSON = {
-    "type": "object",
-    "required": ["scene"],
-    "properties": {
-        "scene": {"type": "string", "format": "byte"},
-        "k": {"type": "integer", "minimum": 1},
-        "threshold": {"type": "number", "minimum": 0, "maximum": 1},
-    },
-}
 _SEARCH_RESULT = {
     "type": "object",
     "properties": {
@@ -194,19 +153,62 @@ _READINESS = {
     },
 }
 
+
+def request_schemas(limits: Limits, recipes: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The request bodies of match and search under the service's ``limits`` and
+    ``recipes``: their numeric fields and the recipe enum come from
+    :mod:`api.request_fields`, which validation uses too."""
+    common = {
+        "recipe": recipe_schema(recipes),
+        "threshold": THRESHOLD.openapi(limits),
+        "max_instances": MAX_INSTANCES.openapi(limits),
+        "reference_box": {"type": "string", "example": "10,20,110,140"},
+        "reference_id": {"type": "string", "description": "a catalog product instead of a file"},
+    }
+    search = {"k": K.openapi(limits), "threshold": THRESHOLD.openapi(limits)}
+    return {
+        "MatchForm": {
+            "type": "object",
+            "required": ["scene"],
+            "properties": {
+                "reference": {"type": "string", "format": "binary"},
+                "scene": {"type": "string", "format": "binary"},
+                **common,
+            },
+        },
+        "MatchJson": {
+            "type": "object",
+            "required": ["scene"],
+            "properties": {
+                "reference": {"type": "string", "format": "byte"},
+                "scene": {"type": "string", "format": "byte"},
+                **common,
+                "reference_box": {"oneOf": [{"type": "string"}, _BOX]},
+            },
+        },
+        "SearchForm": {
+            "type": "object",
+            "required": ["scene"],
+            "properties": {"scene": {"type": "string", "format": "binary"}, **search},
+        },
+        "SearchJson": {
+            "type": "object",
+            "required": ["scene"],
+            "properties": {"scene": {"type": "string", "format": "byte"}, **search},
+        },
+    }
+
+
+#: The schemas that do not depend on the service's configuration.
 SCHEMAS: dict[str, dict[str, Any]] = {
     "Error": _ERROR,
     "Rle": _RLE,
     "Instance": _INSTANCE,
     "MatchResult": _MATCH_RESULT,
-    "MatchForm": _MATCH_FORM,
-    "MatchJson": _MATCH_JSON,
     "Product": _PRODUCT,
     "ProductPage": _PAGE,
     "AddForm": _ADD_FORM,
     "AddJson": _ADD_JSON,
-    "SearchForm": _SEARCH_FORM,
-    "SearchJson": _SEARCH_JSON,
     "SearchResult": _SEARCH_RESULT,
     "Readiness": _READINESS,
 }
@@ -226,11 +228,13 @@ def build_spec(app: Flask) -> dict[str, Any]:
     """The OpenAPI document of every non-static view of ``app``.
 
     Args:
-        app: the application; its views' docstrings hold the operations.
+        app: the application; its views' docstrings hold the operations, its services
+            the limits and recipes the request schemas state.
 
     Returns:
         The OpenAPI 3.0 document as a dict.
     """
+    services = app.extensions[EXTENSION]
     spec = APISpec(
         title="siammatch",
         version=API_VERSION,
@@ -242,7 +246,8 @@ def build_spec(app: Flask) -> dict[str, Any]:
             'products. Every error is JSON {"error": {"code", "message"}}.'
         },
     )
-    for name, schema in SCHEMAS.items():
+    schemas = {**SCHEMAS, **request_schemas(services.limits, services.matchers)}
+    for name, schema in sorted(schemas.items()):
         spec.components.schema(name, schema)
     for name, text in RESPONSES.items():
         spec.components.response(
@@ -261,9 +266,22 @@ def build_spec(app: Flask) -> dict[str, Any]:
             continue
         spec.path(view=view, app=app)
     document = spec.to_dict()
+    _bound_query_parameters(document, services.limits)
     if app.config.get("API_KEY"):
         document["security"] = [{"ApiKey": []}, {"Bearer": []}]
     return document
+
+
+def _bound_query_parameters(document: dict[str, Any], limits: Limits) -> None:
+    """Give the views' query parameters of :data:`api.request_fields.QUERY_FIELDS` the
+    bounds validation enforces (a docstring states a parameter; its range lives here)."""
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []) if isinstance(operation, dict) else []:
+                field = QUERY_FIELDS.get(parameter.get("name"))
+                if field is not None and parameter.get("in") == "query":
+                    declared = field.openapi(limits)
+                    parameter["schema"] = {**parameter.get("schema", {}), **declared}
 
 
 @bp.get("/openapi.json")

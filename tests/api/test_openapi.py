@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from tests.api.http_helpers import upload
+
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
 
 
@@ -56,3 +58,34 @@ def test_security_is_declared_only_with_an_api_key(make_app):
     keyed = make_app(API_KEY="k").test_client().get("/openapi.json").get_json()
     assert {"ApiKey": []} in keyed["security"]
     assert keyed["paths"]["/healthz"]["get"]["security"] == []
+
+
+def test_documented_ranges_are_the_validated_ones(make_app, pictures):
+    """The request schemas come from the same declarations validation uses: a service
+    started with other limits documents them, and refuses one past each documented bound."""
+    app = make_app(catalog=True, MAX_INSTANCES=7, MAX_K=4, MAX_PAGE_SIZE=9)
+    client = app.test_client()
+    spec = client.get("/openapi.json").get_json()
+    schemas = spec["components"]["schemas"]
+    match = schemas["MatchForm"]["properties"]
+    assert match["max_instances"]["maximum"] == 7 and match["max_instances"]["minimum"] == 1
+    assert match["threshold"]["minimum"] == 0 and match["threshold"]["maximum"] == 1
+    assert match["recipe"]["enum"] == sorted(app.extensions["siammatch"].matchers)
+    assert schemas["MatchJson"]["properties"]["max_instances"]["maximum"] == 7
+    assert schemas["SearchForm"]["properties"]["k"]["maximum"] == 4
+    listing = spec["paths"]["/v1/catalog"]["get"]["parameters"]
+    limit = next(p for p in listing if p["name"] == "limit")
+    assert limit["schema"]["maximum"] == 9 and limit["schema"]["default"] == 50
+
+    def match(**fields):
+        files = {"reference": upload(pictures.product_png), "scene": upload(pictures.scene_png)}
+        return client.post("/v1/match", data={**files, **fields})
+
+    over = match(max_instances="8")
+    assert over.status_code == 400 and "max_instances" in over.get_json()["error"]["message"]
+    assert match(max_instances="7").status_code == 200
+    assert match(recipe="not_in_the_enum").status_code == 400
+    assert client.get("/v1/catalog?limit=10").status_code == 400
+    assert client.get("/v1/catalog?limit=9").status_code == 200
+    search = {"scene": upload(pictures.scene_png), "k": "5"}
+    assert client.post("/v1/search", data=search).status_code == 400
