@@ -10,6 +10,7 @@ the Siamese search's candidates are in :mod:`matcher.inference.candidate_scoring
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -101,6 +102,21 @@ class SiameseMatcher(RecipeMatcher):
         self.masker = masker
         self.verifier = verifier
         cfg = recipe.inference.match
+        #: match mode's settings, read once: the stages below get them as parameters.
+        self.match_cfg = cfg
+        #: the search settings at the recipe's defaults (a call may change the limits).
+        self.default_search = SearchParams(
+            score_threshold=cfg.score_threshold,
+            max_instances=cfg.max_instances,
+            nms_iou=cfg.nms_iou,
+            min_object_fraction=cfg.min_object_fraction,
+            max_object_fraction=cfg.max_object_fraction,
+            scale_step=cfg.scale_step,
+            max_upscale=cfg.max_upscale,
+            working_size=cfg.working_size,
+            pre_nms_top_k=cfg.pre_nms_top_k,
+            box_voting_iou=cfg.box_voting_iou,
+        )
         self.geometric = GeometricVerifier() if cfg.geometric else None
         self.ncc = NccVerifier() if cfg.geometric and cfg.template else None
         self.calibration = (
@@ -232,7 +248,7 @@ class SiameseMatcher(RecipeMatcher):
                     scene_model,
                     cands,
                     geometry=self.geometry,
-                    weight=self.recipe.inference.match.distractor_weight,
+                    weight=self.match_cfg.distractor_weight,
                     device=self.device,
                 )
             if self.geometric is not None:
@@ -271,7 +287,7 @@ class SiameseMatcher(RecipeMatcher):
         stages look at (:func:`~matcher.inference.candidate_scoring.pool_params`)."""
         search_params = pool_params(
             params,
-            self.recipe.inference.match,
+            self.match_cfg,
             distractor_aware=distractor_aware,
             verified=self.verifier is not None,
             geometric=self.geometric is not None,
@@ -310,7 +326,7 @@ class SiameseMatcher(RecipeMatcher):
             geometric=self.geometric,
             ncc=self.ncc,
             calibration=self.calibration,
-            cfg=self.recipe.inference.match,
+            cfg=self.match_cfg,
         )
 
     def scored_candidates(
@@ -336,24 +352,15 @@ class SiameseMatcher(RecipeMatcher):
     def _search_params(
         self, max_instances: int | None, score_threshold: float | None
     ) -> SearchParams:
-        cfg = self.recipe.inference.match
+        defaults = self.default_search
         max_instances, score_threshold = resolve_match_limits(
             max_instances,
             score_threshold,
-            default_max_instances=cfg.max_instances,
-            default_threshold=cfg.score_threshold,
+            default_max_instances=defaults.max_instances,
+            default_threshold=defaults.score_threshold,
         )
-        return SearchParams(
-            score_threshold=score_threshold,
-            max_instances=int(max_instances),
-            nms_iou=cfg.nms_iou,
-            min_object_fraction=cfg.min_object_fraction,
-            max_object_fraction=cfg.max_object_fraction,
-            scale_step=cfg.scale_step,
-            max_upscale=cfg.max_upscale,
-            working_size=cfg.working_size,
-            pre_nms_top_k=cfg.pre_nms_top_k,
-            box_voting_iou=cfg.box_voting_iou,
+        return dataclasses.replace(
+            defaults, score_threshold=score_threshold, max_instances=int(max_instances)
         )
 
     # -- tracking mode -------------------------------------------------------------------
