@@ -90,3 +90,17 @@ def check_float(
     out = as_float(key, value, error=error)
     check_range(key, out, low, high, open_low=open_low, error=error)
     return out
+
+
+#: ``(field, low, high, open_low)``: the field's value must lie in ``[low, high]`` (``(low,
+#: high]`` when ``open_low``); a field set to ``None`` is not checked.
+Ranges = tuple[tuple[str, float, float, bool], ...]
+
+
+def check_fields(config: Any, prefix: str, ranges: Ranges) -> None:
+    """:func:`check_range` for every field of ``ranges`` of a config dataclass (keys
+    ``prefix + field``, :class:`~matcher.errors.ConfigError`)."""
+    for name, low, high, open_low in ranges:
+        value = getattr(config, name)
+        if value is not None:
+            check_range(prefix + name, value, low, high, open_low=open_low)

@@ -11,28 +11,14 @@ Only builders and entry points read these; modules receive plain arguments.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from matcher.checks import check_range
+from matcher.checks import Ranges, check_fields, check_range
 from matcher.errors import ConfigError
 
 #: Most instances a recipe may ask for by default (what ``match()`` accepts,
 #: :data:`matcher.interface.MAX_INSTANCES_LIMIT`).
 MAX_INSTANCES = 100
-
-
-#: ``(field, low, high, open_low)``: the field's value must lie in ``[low, high]`` (``(low,
-#: high]`` when ``open_low``); a field set to ``None`` is not checked.
-Ranges = tuple[tuple[str, float, float, bool], ...]
-
-
-def _check_ranges(config: Any, prefix: str, ranges: Ranges) -> None:
-    """:func:`~matcher.checks.check_range` for every field of ``ranges`` (keys ``prefix +
-    field``)."""
-    for name, low, high, open_low in ranges:
-        value = getattr(config, name)
-        if value is not None:
-            check_range(prefix + name, value, low, high, open_low=open_low)
 
 
 #: Tracking settings that are weights, rates or probabilities: in ``[0, 1]``.
@@ -120,7 +106,7 @@ class TrackConfig:
     )
 
     def __post_init__(self) -> None:
-        _check_ranges(self, "inference.track.", self._RANGES)
+        check_fields(self, "inference.track.", self._RANGES)
 
 
 @dataclass(frozen=True)
@@ -215,7 +201,7 @@ class MatchConfig:
     )
 
     def __post_init__(self) -> None:
-        _check_ranges(self, "inference.match.", self._RANGES)
+        check_fields(self, "inference.match.", self._RANGES)
         check_range(
             "inference.match.min_object_fraction",
             self.min_object_fraction,

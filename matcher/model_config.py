@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
+
+from matcher.checks import Ranges, check_fields
+from matcher.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -215,6 +218,22 @@ class ModelConfig:
     stride: int = 8
     base_size: int = 0
     context_amount: float = 0.5
+
+    _RANGES: ClassVar[Ranges] = (
+        ("exemplar_size", 1, 4096, False),
+        ("instance_size", 1, 8192, False),
+        ("stride", 1, 256, False),
+        ("base_size", -256, 256, False),  # SiamFC++ trims cells: negative
+        ("context_amount", 0.0, 10.0, False),
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self, "model.", self._RANGES)
+        if self.instance_size < self.exemplar_size:
+            raise ConfigError(
+                f"model.instance_size ({self.instance_size}) must be at least "
+                f"model.exemplar_size ({self.exemplar_size})"
+            )
 
 
 # --------------------------------------------------------------------------------------

@@ -9,7 +9,9 @@ dataclasses are still part of the frozen :class:`Recipe` and validated the same 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
+
+from matcher.checks import Ranges, check_fields
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,18 @@ class AugmentConfig:
     relight: float = 0.0
     jpeg: float = 0.0
 
+    _RANGES: ClassVar[Ranges] = (
+        *((name, 0.0, 1.0, False) for name in ("blur", "motion_blur", "flip", "gray")),
+        ("relight", 0.0, 1.0, False),
+        ("jpeg", 0.0, 1.0, False),
+        ("template_shift", 0.0, 4096.0, False),
+        ("search_shift", 0.0, 4096.0, False),
+        ("color", 0.0, 100.0, False),
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self, "train.augment.", self._RANGES)
+
 
 @dataclass(frozen=True)
 class TargetConfig:
@@ -103,6 +117,21 @@ class TargetConfig:
     focal_alpha: float = 0.25
     focal_gamma: float = 2.0
     smooth_l1_beta: float = 0.0
+
+    _RANGES: ClassVar[Ranges] = (
+        ("pos_iou", 0.0, 1.0, False),
+        ("neg_iou", 0.0, 1.0, False),
+        ("pos_num", 0, 100_000, False),
+        ("total_num", 1, 100_000, False),
+        ("neg_radius", 0, 10_000, False),
+        ("r_pos", 0.0, 1e6, False),
+        ("focal_alpha", 0.0, 1.0, False),
+        ("focal_gamma", 0.0, 100.0, False),
+        ("smooth_l1_beta", 0.0, 1e6, False),
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self, "train.targets.", self._RANGES)
 
 
 @dataclass(frozen=True)
@@ -198,3 +227,32 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     targets: TargetConfig = field(default_factory=TargetConfig)
     episodes: EpisodeConfig = field(default_factory=EpisodeConfig)
+
+    _RANGES: ClassVar[Ranges] = (
+        ("epochs", 1, 1_000_000, False),
+        ("steps_per_epoch", 1, 10**9, False),
+        ("batch_size", 1, 65536, False),
+        ("search_size", 1, 8192, False),
+        ("base_lr", 0.0, 100.0, True),
+        ("momentum", 0.0, 1.0, False),
+        ("weight_decay", 0.0, 1.0, False),
+        ("warmup_epochs", 0, 1_000_000, False),
+        ("warmup_start_lr", 0.0, 100.0, False),
+        ("end_lr", 0.0, 100.0, False),
+        ("backbone_lr_mult", 0.0, 1000.0, False),
+        ("unfreeze_epoch", 0, 1_000_000, False),
+        ("negative_ratio", 0.0, 1.0, False),
+        ("same_category_negatives", 0.0, 1.0, False),
+        ("grad_clip", 0.0, 1e9, False),
+        ("seed", 0, 2**63 - 1, False),
+        ("workers", 0, 1024, False),
+        ("checkpoint_every", 0, 10**9, False),
+        ("val_every", 0, 10**9, False),
+        ("val_pairs", 0, 10**9, False),
+        ("log_every", 0, 10**9, False),
+        *((name, 0.0, 1e6, False) for name in ("cls_weight", "loc_weight", "mask_weight")),
+        ("ctr_weight", 0.0, 1e6, False),
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self, "train.", self._RANGES)

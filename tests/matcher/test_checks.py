@@ -112,3 +112,30 @@ BASELINES = [
 def test_baseline_parameter_ranges(name, override, message):
     with pytest.raises(ConfigError, match=message):
         matcher.load(name, overrides=[override])
+
+
+#: Out-of-range values of the model and train sections (the same helper, at recipe load).
+MODEL_AND_TRAIN = [
+    ("model.stride=0", r"model\.stride must be in \[1, 256\], got 0"),
+    ("model.exemplar_size=0", r"model\.exemplar_size must be in \[1, 4096\]"),
+    ("model.context_amount=-1", r"model\.context_amount must be in \[0\.0, 10\.0\]"),
+    ("model.instance_size=100", r"model\.instance_size \(100\) must be at least"),
+    ("train.epochs=0", r"train\.epochs must be in \[1, "),
+    ("train.batch_size=0", r"train\.batch_size must be in \[1, 65536\], got 0"),
+    ("train.base_lr=0", r"train\.base_lr must be in \(0\.0, 100\.0\]"),
+    ("train.momentum=1.5", r"train\.momentum must be in \[0\.0, 1\.0\]"),
+    ("train.negative_ratio=2", r"train\.negative_ratio must be in \[0\.0, 1\.0\]"),
+    ("train.workers=-1", r"train\.workers must be in \[0, 1024\]"),
+    ("train.augment.flip=2", r"train\.augment\.flip must be in \[0\.0, 1\.0\], got 2\.0"),
+    ("train.augment.search_shift=-1", r"train\.augment\.search_shift must be in \[0\.0, "),
+    ("train.targets.pos_iou=1.5", r"train\.targets\.pos_iou must be in \[0\.0, 1\.0\]"),
+    ("train.targets.total_num=0", r"train\.targets\.total_num must be in \[1, 100000\]"),
+]
+
+
+@pytest.mark.parametrize("override, message", MODEL_AND_TRAIN)
+def test_model_and_train_ranges_are_checked_when_the_recipe_loads(override, message):
+    from trainers.tasks import load_training_recipe
+
+    with pytest.raises(ConfigError, match=message):
+        load_training_recipe("siammask_small", [override])
