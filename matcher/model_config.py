@@ -241,9 +241,20 @@ class ModelConfig:
 # --------------------------------------------------------------------------------------
 
 
+def score_cells(instance_size: int, *, exemplar_size: int, stride: int, base_size: int) -> int:
+    """Score-map side for a search crop of ``instance_size`` pixels: the one formula behind
+    :func:`score_size` and :meth:`NetGeometry.score_size_at`."""
+    return (instance_size - exemplar_size) // stride + 1 + base_size
+
+
 def score_size(model: ModelConfig, instance_size: int) -> int:
     """Side of the score map for a search crop of ``instance_size`` pixels."""
-    return (instance_size - model.exemplar_size) // model.stride + 1 + model.base_size
+    return score_cells(
+        instance_size,
+        exemplar_size=model.exemplar_size,
+        stride=model.stride,
+        base_size=model.base_size,
+    )
 
 
 def score_offset(model: ModelConfig) -> float:
@@ -300,7 +311,12 @@ class NetGeometry:
 
     def score_size_at(self, instance_size: int) -> int:
         """Score cells along a search crop of ``instance_size`` pixels (a tracker's own)."""
-        return (instance_size - self.exemplar_size) // self.stride + 1 + self.base_size
+        return score_cells(
+            instance_size,
+            exemplar_size=self.exemplar_size,
+            stride=self.stride,
+            base_size=self.base_size,
+        )
 
     def fit(self, side: int) -> int:
         """Smallest input side ``>= side`` of the form ``instance_size + k * stride``."""

@@ -65,15 +65,17 @@ class DistractorAwareMixin:
     def __init__(self, *args, distractors: DistractorParams, **kwargs) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[call-arg]
         self.da = distractors
-        self.memory = DistractorMemory(capacity=distractors.memory, decay=distractors.decay)
+        self._reset_distractors()
+
+    def _reset_distractors(self) -> None:
+        """An empty memory, no lost frames, the tracker's own search size as the base."""
+        self.memory = DistractorMemory(capacity=self.da.memory, decay=self.da.decay)
         self.lost_frames = 0
         self._base_instance_size = self.instance_size
 
     def _on_init(self, image: np.ndarray) -> None:
         super()._on_init(image)  # type: ignore[misc]
-        self._base_instance_size = self.instance_size
-        self.memory = DistractorMemory(capacity=self.da.memory, decay=self.da.decay)
-        self.lost_frames = 0
+        self._reset_distractors()
 
     def _prepare_step(self, image: np.ndarray) -> None:
         base, stride = self._base_instance_size, self.params.geometry.stride
