@@ -17,8 +17,9 @@ LOCK_PINS ?= $(shell grep -iE '^(torch|torchvision|opencv-python-headless)==' $(
 LOCK_VENV := build/lock-venv
 # Debian packages the test suite needs: chromium drives the web page test;
 # mate-backgrounds ships photographs the real-photo evaluation set is built from
-# (trainers/evaluate/real_set.py).
-SYSTEM_PACKAGES := chromium mate-backgrounds
+# (trainers/evaluate/real_set.py); postgresql's server binaries run the throwaway cluster
+# the catalog tests use for the PostgreSQL store (tests/pg_cluster.py).
+SYSTEM_PACKAGES := chromium mate-backgrounds postgresql
 
 .PHONY: setup serve test lint format bench eval lock system-deps clean
 

@@ -36,6 +36,7 @@ setup(
         "prometheus-client>=0.20",
         "apispec>=6.6",
         "apispec-webframeworks>=1.2",
+        "psycopg[binary,pool]>=3.2",
     ],
     extras_require={
         "dev": [

@@ -130,8 +130,13 @@ def init_app(app: Flask) -> None:
     catalog = config["CATALOG"]
     if catalog is None and config["CATALOG_DIR"]:
         catalog = open_catalog(
-            config["CATALOG_DIR"], matcher=matchers[default], create=config["CATALOG_CREATE"]
+            config["CATALOG_DIR"],
+            matcher=matchers[default],
+            create=config["CATALOG_CREATE"],
+            index_cache=config["INDEX_CACHE"],
         )
+    if catalog is not None and hasattr(catalog, "follow_hooks"):
+        catalog.follow_hooks.append(app.extensions[metrics.EXTENSION].observe_replication)
     app.extensions[EXTENSION] = Services(
         matchers=matchers,
         default_recipe=default,
@@ -153,7 +158,7 @@ def init_app(app: Flask) -> None:
         "siammatch service ready (pid %d): recipes %s, catalog %s",
         os.getpid(),
         ", ".join(sorted(matchers)),
-        config["CATALOG_DIR"] if catalog is not None else "none",
+        getattr(catalog, "location", "given") if catalog is not None else "none",
     )
 
 
@@ -200,17 +205,25 @@ def _load_matcher(recipe: str | None, weights: str | None, device: str) -> Any:
     )
 
 
-def open_catalog(path: str | os.PathLike, *, matcher: Any, create: bool) -> Any:
-    """Open the catalog at ``path`` for the service.
+def open_catalog(
+    path: str | os.PathLike,
+    *,
+    matcher: Any,
+    create: bool,
+    index_cache: str | os.PathLike | None = None,
+) -> Any:
+    """Open the catalog at ``path`` for the service, with a follower thread that keeps the
+    worker's FAISS index caught up and trains it outside requests.
 
     Args:
-        path: the catalog folder.
+        path: the catalog folder or ``postgresql://`` URL.
         matcher: the default matcher (verification, and the default embedder's backbone).
         create: create an empty catalog when ``path`` holds none.
+        index_cache: folder of the FAISS caches of database catalogs.
 
     Raises:
-        CatalogError: no catalog there (and ``create`` is false), or it is unreadable.
+        CatalogError: no catalog there (and ``create`` is false), or it is unusable.
     """
     from index.catalog import Catalog
 
-    return Catalog(path, matcher=matcher, create=create)
+    return Catalog(path, matcher=matcher, create=create, index_cache=index_cache, follow=True)

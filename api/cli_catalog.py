@@ -1,12 +1,14 @@
 """``siammatch catalog``: build and query a product catalog from the command line.
 
-Sub-commands (each takes ``--catalog DIR``, default ``var/catalog``):
+Sub-commands (each takes ``--catalog DIR|URL``: a catalog folder or a ``postgresql://``
+database; default ``$SIAMMATCH_CATALOG``, else ``var/catalog``):
 
 * ``add ID IMAGE [--metadata JSON] [--box x0,y0,x1,y1]`` — add one product;
 * ``import DIR`` — add every image of a folder (id = file stem), or the catalog of a
   synthetic dataset written by ``siammatch synth`` (its product records as metadata);
 * ``search SCENE [-k K]`` — which products are in a scene (retrieval + verification);
-* ``rm ID``, ``list``, ``info [--verify]``, ``rebuild [--factory F]``.
+* ``rm ID``, ``list``, ``info [--verify]``, ``rebuild [--factory F]``;
+* ``migrate --from SRC --to DST`` — copy a catalog (e.g. a folder into PostgreSQL).
 
 Library errors (unknown id, duplicate, bad image ...) propagate to :func:`api.cli.main`,
 which prints one line and exits with status 2. Heavy imports stay inside the commands.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -80,9 +83,27 @@ def register(sub: Any) -> None:
     _catalog_args(p)
     p.set_defaults(func=cmd_rebuild)
 
+    p = csub.add_parser("migrate", help="copy a catalog into an empty folder or database")
+    p.add_argument("--from", dest="source", required=True, help="the catalog to copy")
+    p.add_argument(
+        "--to", dest="target", required=True, help="a postgresql:// URL or an empty folder"
+    )
+    p.add_argument("--chunk", type=int, default=256, help="products per transaction (256)")
+    p.set_defaults(func=cmd_migrate)
+
 
 def _catalog_args(p: argparse.ArgumentParser, *, creating: bool = False) -> None:
-    p.add_argument("--catalog", default=DEFAULT_CATALOG, help=f"catalog folder ({DEFAULT_CATALOG})")
+    p.add_argument(
+        "--catalog",
+        default=os.environ.get("SIAMMATCH_CATALOG") or DEFAULT_CATALOG,
+        help=f"catalog folder or postgresql:// URL ($SIAMMATCH_CATALOG, else {DEFAULT_CATALOG})",
+    )
+    p.add_argument(
+        "--index-cache",
+        default=None,
+        help="folder of this machine's FAISS caches of database catalogs "
+        "($SIAMMATCH_INDEX_CACHE, else var/index-cache)",
+    )
     if creating:
         p.add_argument(
             "--factory", default="Flat", help="index_factory string of a new catalog (Flat)"
@@ -101,7 +122,16 @@ def _open(args: argparse.Namespace, *, create: bool = False, matcher: Any = None
         factory=getattr(args, "factory", None) or "Flat",
         matcher=matcher,
         create=create,
+        index_cache=args.index_cache,
+        follow=False,
     )
+
+
+def _where(args: argparse.Namespace) -> str:
+    """The catalog argument as it may be printed (no password)."""
+    from index.location import redact_url
+
+    return redact_url(args.catalog)
 
 
 # -- commands ----------------------------------------------------------------------------
@@ -118,7 +148,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     with _open(args, create=True) as catalog:
         product = catalog.add(args.product_id, image, metadata=metadata, box=box)
         total = len(catalog)
-    print(f"added {product.product_id} to {args.catalog} ({total} products)")
+    print(f"added {product.product_id} to {_where(args)} ({total} products)")
     return 0
 
 
@@ -142,7 +172,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                 print(f"skipping {before - len(items)} products already in the catalog")
         added = catalog.add_many(items, progress=True)
         total = len(catalog)
-    print(f"imported {added} products into {args.catalog} ({total} products)")
+    print(f"imported {added} products into {_where(args)} ({total} products)")
     return 0
 
 
@@ -201,7 +231,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
     with _open(args) as catalog:
         catalog.delete(args.product_id)
         total = len(catalog)
-    print(f"removed {args.product_id} from {args.catalog} ({total} products)")
+    print(f"removed {args.product_id} from {_where(args)} ({total} products)")
     return 0
 
 
@@ -236,5 +266,19 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     with _open(args) as catalog:
         catalog.rebuild(args.factory)
         info = catalog.info()["index"]
-    print(f"rebuilt {args.catalog}: {info['factory']} ({info['state']}, {info['vectors']} vectors)")
+    print(f"rebuilt {_where(args)}: {info['factory']} ({info['state']}, {info['vectors']} vectors)")
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from index.location import redact_url
+    from index.migrate import copy_catalog
+    from matcher.checks import check_int
+
+    chunk = check_int("--chunk", args.chunk, 1, 10_000)
+    report = copy_catalog(args.source, args.target, chunk=chunk, progress=True)
+    print(
+        f"copied {report.copied} products from {redact_url(args.source)} to "
+        f"{redact_url(args.target)} ({report.products} products, catalog {report.uuid})"
+    )
     return 0

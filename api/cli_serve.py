@@ -33,6 +33,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from api.defaults import DEFAULT_CATALOG, DEFAULT_RECIPE
 from api.gunicorn_worker import DEFAULT_READ_TIMEOUT
@@ -51,8 +52,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--catalog",
         default=None,
-        help=f"catalog folder (default: $SIAMMATCH_CATALOG, else {DEFAULT_CATALOG}); when it "
-        "holds no catalog, one is created with the synthetic generator's products",
+        help=f"catalog folder or postgresql:// URL (default: $SIAMMATCH_CATALOG, else "
+        f"{DEFAULT_CATALOG}); a folder that holds no catalog gets one with the synthetic "
+        "generator's products, a database an empty one",
+    )
+    p.add_argument(
+        "--index-cache",
+        default=None,
+        help="folder of this machine's FAISS caches of database catalogs "
+        "(default: $SIAMMATCH_INDEX_CACHE, else var/index-cache)",
     )
     p.add_argument("--no-catalog", action="store_true", help="serve without a catalog")
     p.add_argument(
@@ -116,31 +124,37 @@ def cmd_serve(args: argparse.Namespace) -> int:
     recipe = args.recipe or (None if args.weights else DEFAULT_RECIPE)
     extra = _parse_extra(args.extra_recipe, UsageError)
     matchers, default = _load_matchers(recipe, args, extra)
-    catalog_dir = None
+    catalog_dir: str | None = None
+    index_cache = args.index_cache or os.environ.get("SIAMMATCH_INDEX_CACHE")
+    if index_cache:
+        index_cache = os.path.abspath(index_cache)
     if not args.no_catalog:
         from api.default_catalog import ensure_catalog
-        from index.catalog_folder import catalog_location_problem
+        from index.location import catalog_location_problem, is_database_url
 
         given = args.catalog or os.environ.get("SIAMMATCH_CATALOG") or DEFAULT_CATALOG
         problem = catalog_location_problem(given)
         if problem is not None:
             raise UsageError(f"--catalog: {problem}")
-        catalog_dir = Path(given).resolve()
-
-        if ensure_catalog(
-            catalog_dir,
+        if is_database_url(given):
+            catalog_dir = given
+            _prepare_database(given, index_cache, matchers[default], UsageError)
+        elif ensure_catalog(
+            Path(given).resolve(),
             num_products=args.seed_products,
             seed=args.seed,
             matcher=matchers[default],
         ):
             print(
-                f"siammatch: created catalog {catalog_dir} "
+                f"siammatch: created catalog {Path(given).resolve()} "
                 f"({args.seed_products} synthetic products)",
                 file=sys.stderr,
             )
+        catalog_dir = catalog_dir or str(Path(given).resolve())
     env = worker_environment(
         os.environ,
         catalog=catalog_dir,
+        index_cache=index_cache,
         recipe=recipe,
         weights=os.path.abspath(args.weights) if args.weights else None,
         device=args.device,
@@ -153,13 +167,38 @@ def cmd_serve(args: argparse.Namespace) -> int:
     argv = gunicorn_argv(args)
     print(
         f"siammatch: serving http://{args.host}:{args.port}/ with {args.workers} worker(s), "
-        f"recipe {default}, catalog {catalog_dir or 'none'}",
+        f"recipe {default}, catalog {_printable(catalog_dir)}",
         file=sys.stderr,
     )
     sys.stdout.flush()
     sys.stderr.flush()
     _exec(argv, env)
     return 0
+
+
+def _prepare_database(
+    url: str, index_cache: str | None, matcher: Any, error: type[Exception]
+) -> None:
+    """Open the database catalog once before any worker starts: an unreachable server, a
+    refused login, missing privileges or a newer schema stop ``serve`` here with one
+    message; the schema migrations run once; an empty database gets an empty catalog."""
+    from index.catalog import Catalog
+    from matcher.errors import CatalogError
+
+    try:
+        with Catalog(
+            url, matcher=matcher, create=True, index_cache=index_cache, follow=False
+        ) as catalog:
+            count = len(catalog)
+    except CatalogError as exc:
+        raise error(f"--catalog: {exc}") from None
+    print(f"siammatch: catalog {_printable(url)} ready ({count} products)", file=sys.stderr)
+
+
+def _printable(catalog: str | None) -> str:
+    from index.location import redact_url
+
+    return redact_url(catalog) if catalog else "none"
 
 
 def _check_ranges(args: argparse.Namespace, error: type[Exception]) -> None:
@@ -198,7 +237,7 @@ def _load_matchers(recipe: str | None, args: argparse.Namespace, extra: dict[str
 def worker_environment(
     base: os._Environ | dict[str, str],
     *,
-    catalog: Path | None,
+    catalog: str | os.PathLike | None,
     recipe: str | None,
     weights: str | None,
     device: str,
@@ -207,12 +246,15 @@ def worker_environment(
     port: int,
     read_timeout: float = DEFAULT_READ_TIMEOUT,
     request_timeout: float = 120.0,
+    index_cache: str | None = None,
 ) -> dict[str, str]:
     """The environment gunicorn and its workers run with.
 
     Args:
         base: the caller's environment (its ``SIAMMATCH_*`` limits and key pass through).
-        catalog: catalog folder, or ``None`` for none.
+        catalog: catalog folder or database URL, or ``None`` for none.
+        index_cache: folder of the FAISS caches of database catalogs (``None``: the
+            default, or what ``base`` says).
         recipe: default recipe, or ``None`` (the one stored in ``weights``).
         weights: weights file of the default recipe.
         device: the workers' device.
@@ -227,7 +269,8 @@ def worker_environment(
     """
     env = dict(base)
     settings = {
-        "SIAMMATCH_CATALOG": str(catalog) if catalog is not None else None,
+        "SIAMMATCH_CATALOG": os.fspath(catalog) if catalog is not None else None,
+        "SIAMMATCH_INDEX_CACHE": index_cache or base.get("SIAMMATCH_INDEX_CACHE"),
         "SIAMMATCH_RECIPE": recipe,
         "SIAMMATCH_WEIGHTS": weights,
         "SIAMMATCH_DEVICE": device,
@@ -247,6 +290,8 @@ def worker_environment(
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
         env["OMP_NUM_THREADS"] = str(max(1, cores // workers))
     folder = env.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder:  # set but empty, prometheus_client would write its files into the cwd
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     if not folder and workers > 1:
         folder = os.path.join(tempfile.gettempdir(), f"siammatch-metrics-{port}")
         env["PROMETHEUS_MULTIPROC_DIR"] = folder

@@ -8,8 +8,11 @@ checks every value. The keys (``app.config``):
 ===================== ============================== =========================================
 key                   environment variable           meaning
 ===================== ============================== =========================================
-CATALOG_DIR           SIAMMATCH_CATALOG              catalog folder; unset: no catalog routes
+CATALOG_DIR           SIAMMATCH_CATALOG              catalog folder or ``postgresql://`` URL;
+                                                     unset: no catalog routes
 CATALOG_CREATE        SIAMMATCH_CATALOG_CREATE       create an empty catalog there if missing
+INDEX_CACHE           SIAMMATCH_INDEX_CACHE          folder of this machine's FAISS caches of
+                                                     database catalogs (var/index-cache)
 RECIPE                SIAMMATCH_RECIPE               default recipe (api.defaults),
                                                      or the one a siammatch WEIGHTS file stores)
 WEIGHTS               SIAMMATCH_WEIGHTS              weights file of ``RECIPE``
@@ -60,6 +63,7 @@ ENV_PREFIX = "SIAMMATCH_"
 DEFAULTS: dict[str, Any] = {
     "CATALOG_DIR": None,
     "CATALOG_CREATE": False,
+    "INDEX_CACHE": None,
     "RECIPE": None,  # None: the one WEIGHTS stores, else DEFAULT_RECIPE
     "WEIGHTS": None,
     "DEVICE": "cpu",
@@ -113,6 +117,7 @@ def _optional_float(value: str) -> float | None:
 ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "CATALOG_DIR": ("SIAMMATCH_CATALOG", _text),
     "CATALOG_CREATE": ("SIAMMATCH_CATALOG_CREATE", _flag),
+    "INDEX_CACHE": ("SIAMMATCH_INDEX_CACHE", _text),
     "RECIPE": ("SIAMMATCH_RECIPE", _text),
     "WEIGHTS": ("SIAMMATCH_WEIGHTS", _text),
     "DEVICE": ("SIAMMATCH_DEVICE", str.strip),

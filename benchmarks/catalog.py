@@ -21,6 +21,12 @@ exact search (``IndexFlatIP`` ground truth on the ``nq`` queries).
 ``--sweep`` adds rows for other search parameters on the same built index (where the
 parameter applies).
 
+    python benchmarks/catalog.py --stores [--n 100000] [--queries 400]
+
+compares the catalog's stores instead: import rate into SQLite and PostgreSQL, a replica's
+catch-up on the change log, and search QPS of a PostgreSQL replica against the embedded
+store (:mod:`benchmarks.catalog_stores`).
+
 Prints a Markdown table.
 """
 
@@ -72,6 +78,10 @@ def rss_bytes() -> int:
 
 
 def main() -> int:
+    if "--stores" in sys.argv[1:]:
+        from benchmarks.catalog_stores import main as stores_main
+
+        return stores_main([a for a in sys.argv[1:] if a != "--stores"])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000, help="database vectors")
     parser.add_argument("--d", type=int, default=256, help="dimensions")

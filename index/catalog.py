@@ -1,6 +1,9 @@
-"""The product catalog: a SQLite database (the truth) and a FAISS index (derived from it).
+"""The product catalog: a database (the truth) and a FAISS index (derived from it).
 
-A catalog is a folder::
+The database is the embedded SQLite file of a catalog folder, or a PostgreSQL database
+shared by several machines (``postgresql://`` URL; :mod:`index.pg_store`, whose FAISS
+index lives in a local cache folder and is kept caught up by a follower thread,
+:mod:`index.replica`). The semantics below hold for both. A catalog folder is::
 
     catalog.db (+ -wal, -shm)   products, vectors, images, cached template features, the
                                 embedder checkpoint and a change log (:mod:`index.store`)
@@ -69,6 +72,8 @@ logger = logging.getLogger(__name__)
 #: Largest ``k`` and page size accepted.
 MAX_K = 1000
 MAX_PAGE = 1000
+#: Product names a replica remembers (``seq -> product_id``).
+NAME_CACHE_SIZE = 200_000
 
 
 class Catalog(CatalogFolder):
@@ -90,10 +95,20 @@ class Catalog(CatalogFolder):
         replace_embedder: re-embed every product with ``embedder`` if it differs from the
             catalog's.
         autosave_every: save the index after this many applied changes.
+        index_cache: for a database catalog, the folder of this machine's FAISS caches
+            (one sub-folder per catalog uuid; default ``$SIAMMATCH_INDEX_CACHE``, else
+            ``var/index-cache``).
+        follow: run a follower thread that keeps the index caught up (LISTEN/NOTIFY on
+            PostgreSQL, polling on SQLite) and trains or compacts it in the background;
+            ``None``: for database catalogs only.
+        image_store: for a database catalog, a ``file://`` folder (shared by the machines,
+            e.g. a mounted bucket) that receives new reference images instead of the
+            database (:mod:`index.image_store`; default ``$SIAMMATCH_IMAGE_STORE``).
 
     Raises:
-        CatalogError: no catalog (and not ``create``), an unreadable database, or a
-            different embedder.
+        CatalogError: no catalog (and not ``create``), an unreadable or unreachable
+            database, missing privileges, a schema from a newer version, or a different
+            embedder.
         InvalidArgumentError: an invalid factory or search parameters.
     """
 
@@ -250,14 +265,16 @@ class Catalog(CatalogFolder):
         return self.search_vectors(self.embed([load_image(image)]), k=k)[0]
 
     def embed(self, images: list[ImageLike]) -> np.ndarray:
-        """Embed query images with the catalog's current embedder (after a sync, so a
-        replacement by another process is picked up): ``(N, dim)`` float32.
+        """Embed query images with the catalog's current embedder (after a sync, or with a
+        listening follower, so a replacement by another process is picked up):
+        ``(N, dim)`` float32.
 
         Raises:
             InvalidImageError: unreadable image.
         """
         self._check()
-        self._sync()
+        if self._sync_on_read():
+            self._sync()
         return self.embedder.embed(images)
 
     def search_vectors(self, xq: np.ndarray, *, k: int) -> list[list[Hit]]:
@@ -282,8 +299,9 @@ class Catalog(CatalogFolder):
             raise InvalidArgumentError(
                 f"query vectors must be finite (nq, {self.dim}), got {xq.shape}"
             )
-        D, I = self._index.search(xq, k)  # noqa: E741 - faiss naming
-        names = self._store.product_ids(np.unique(I[I >= 0]))
+        fresh = self._sync_on_read()
+        D, I = self._index.search(xq, k, sync=fresh)  # noqa: E741 - faiss naming
+        names = self._product_ids(np.unique(I[I >= 0]), remembered=not fresh)
         return [
             [
                 Hit(names[int(i)], float(d))
@@ -313,6 +331,21 @@ class Catalog(CatalogFolder):
             return None
         persist = matcher is self.matcher
         return self._templates.features(_as_id(product_id), matcher, persist=persist)
+
+    def _product_ids(self, seqs: np.ndarray, *, remembered: bool) -> dict[int, str]:
+        """``seq -> product_id`` of the seqs still stored. A replica kept caught up by its
+        follower remembers the names it has read (a seq is never reused), so a search
+        costs no database round trip; otherwise the database answers, which also drops
+        products deleted since the index was synced."""
+        if not remembered:
+            return self._store.product_ids(seqs)
+        known = self._names
+        missing = [int(s) for s in seqs if int(s) not in known]
+        if missing:
+            if len(known) + len(missing) > NAME_CACHE_SIZE:
+                known.clear()
+            known.update(self._store.product_ids(missing))
+        return {int(s): known[int(s)] for s in seqs if int(s) in known}
 
 
 # -- helpers -------------------------------------------------------------------------------

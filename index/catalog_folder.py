@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 import uuid as uuid_lib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
 import torch
 
-from index.change_log import snapshot
+from index.backend import CatalogBackend
 from index.embedder_store import (
     embedder_blobs,
     embedder_settings,
@@ -29,7 +29,17 @@ from index.embedder_store import (
     stored_embedder,
 )
 from index.faiss_factory import check_factory, check_search_params, train_size
-from index.store import DB_NAME, CatalogStore
+from index.image_store import image_store_from
+from index.location import (
+    DB_NAME,
+    catalog_location_problem,
+    index_cache_root,
+    is_database_url,
+    redact_url,
+)
+from index.pg_store import PostgresStore
+from index.replica import ChangeFollower
+from index.store import CatalogStore
 from index.synced_index import INDEX_NAME, SyncedIndex
 from index.templates import TemplateCache
 from matcher.embedder import (
@@ -47,34 +57,6 @@ FORMAT = "siammatch-catalog"
 FORMAT_VERSION = "1"
 #: Template features kept in memory per catalog.
 TEMPLATE_CACHE_SIZE = 256
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-
-
-def catalog_location_problem(path: str | os.PathLike, *, create: bool = True) -> str | None:
-    """Why ``path`` cannot hold a catalog, or ``None`` when it can: a URL (catalogs are
-    folders; no database backend exists yet), a file, a folder of other files (creating a
-    catalog there would mix it with them), or — without ``create`` — a folder with no
-    catalog."""
-    text = os.fspath(path)
-    if _URL.match(text):
-        scheme = text.split(":", 1)[0]
-        return (
-            f"{text!r} is a {scheme} URL, but a catalog is a folder "
-            "(no database-backed catalog is supported yet)"
-        )
-    folder = Path(text)
-    if folder.exists() and not folder.is_dir():
-        return f"{text!r} is not a folder"
-    if (folder / DB_NAME).exists():
-        return None
-    if not create:
-        return f"no catalog at {text!r}"
-    if folder.is_dir() and any(folder.iterdir()):
-        return (
-            f"{text!r} holds other files and no catalog ({DB_NAME}); give a catalog folder, "
-            "an empty folder or a new path"
-        )
-    return None
 
 
 class CatalogFolder:
@@ -95,25 +77,41 @@ class CatalogFolder:
         min_train_size: int | None = None,
         replace_embedder: bool = False,
         autosave_every: int = 10_000,
+        index_cache: str | os.PathLike | None = None,
+        follow: bool | None = None,
+        image_store: str | None = None,
     ) -> None:
         problem = catalog_location_problem(path, create=create)
         if problem is not None:
             raise CatalogError(problem)
-        self.path = Path(path)
-        is_new = not (self.path / DB_NAME).exists()
-        if is_new:  # check before anything is written
-            dim = embedder.dim if embedder is not None else EmbedderSpec().dim
-            check_search_params(check_factory(factory, dim), dim, search_params)
+        self.database = is_database_url(path)
+        self.location = redact_url(os.fspath(path)) if self.database else os.fspath(path)
+        self.path = index_cache_root(index_cache) if self.database else Path(path)
+        if not self.database and not (self.path / DB_NAME).exists():
+            self._check_factory(embedder, factory, search_params)  # before anything is written
         self.matcher = matcher
         self.search_params = search_params
         self._pid = os.getpid()
         self._closed = False
         self._reembedded: int | None = None
-        self.path.mkdir(parents=True, exist_ok=True)
-        self._store = CatalogStore(self.path, create=create)
+        self._follower: ChangeFollower | None = None
+        self.follow_hooks: list[Callable[[dict[str, Any]], None]] = []
+        self._names: dict[int, str] = {}
+        self._store: CatalogBackend
+        if self.database:
+            self._store = PostgresStore(
+                os.fspath(path), create=create, image_store=image_store_from(image_store)
+            )
+        else:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._store = CatalogStore(self.path, create=create)
         self._templates = TemplateCache(self._store, size=TEMPLATE_CACHE_SIZE)
+        follow = self.database if follow is None else follow
         try:
             self._open(embedder, factory, create=create, replace_embedder=replace_embedder)
+            if self.database:  # this machine's FAISS cache of this catalog
+                self.path = self.path / self.uuid
+                self.path.mkdir(parents=True, exist_ok=True)
             self._index = SyncedIndex(
                 self._store,
                 self.path,
@@ -121,12 +119,20 @@ class CatalogFolder:
                 min_train_size=min_train_size,
                 autosave_every=autosave_every,
                 on_reindex=self._on_reindex,
+                background=follow,
             )
         except BaseException:
             self._store.close()
             raise
         if self._reembedded is not None:
             self._index.adopt(self._reembedded)
+        if follow:
+            self._follower = ChangeFollower(self._store, self._index, on_round=self._followed)
+
+    @staticmethod
+    def _check_factory(embedder: Embedder | None, factory: str, search_params: str | None) -> None:
+        dim = embedder.dim if embedder is not None else EmbedderSpec().dim
+        check_search_params(check_factory(factory, dim), dim, search_params)
 
     # -- setup -----------------------------------------------------------------------------
 
@@ -136,19 +142,25 @@ class CatalogFolder:
         meta = self._store.meta()
         if "uuid" not in meta:
             if not create:
-                raise CatalogError(f"no catalog at {str(self.path)!r}")
+                raise CatalogError(f"no catalog at {self.location!r}")
+            self._check_factory(embedder, factory, self.search_params)
             self._create(embedder or default_embedder(device=self._device), factory)
             meta = self._store.meta()
         if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
             raise CatalogError(
-                f"{self.path} holds a catalog of an unknown format "
+                f"{self.location} holds a catalog of an unknown format "
                 f"({meta.get('format')} {meta.get('version')})"
+            )
+        if meta.get("migration") == "incomplete":
+            raise CatalogError(
+                f"{self.location} holds an unfinished copy of a catalog; run the same "
+                "`siammatch catalog migrate` command again to finish it"
             )
         self._read_meta(meta)
         if factory != self.factory:
             logger.info(
                 "catalog %s keeps its index %r, not %r (change it with rebuild)",
-                self.path,
+                self.location,
                 self.factory,
                 factory,
             )
@@ -168,7 +180,7 @@ class CatalogFolder:
             **embedder_settings(embedder, vectors_version=1),
         }
         if self._store.initialise(values, embedder_blobs(embedder)):
-            logger.info("created catalog %s (index %s, %d-d)", self.path, factory, embedder.dim)
+            logger.info("created catalog %s (index %s, %d-d)", self.location, factory, embedder.dim)
 
     def _read_meta(self, meta: dict[str, str]) -> None:
         self.uuid = meta["uuid"]
@@ -184,7 +196,7 @@ class CatalogFolder:
             return embedder
         if not replace:
             raise CatalogError(
-                f"catalog {self.path} was built with another embedder; open it without "
+                f"catalog {self.location} was built with another embedder; open it without "
                 "`embedder` to use its own, or with replace_embedder=True to re-embed its "
                 f"{self._store.count()} products"
             )
@@ -201,11 +213,23 @@ class CatalogFolder:
         """Another process re-indexed; pick up its embedder if it replaced ours."""
         self._read_meta(self._store.meta())
         if embedder_fingerprint(self.embedder) != self._fingerprint:
-            logger.warning("catalog %s has a new embedder; switching to it", self.path)
+            logger.warning("catalog %s has a new embedder; switching to it", self.location)
             self.embedder = self._stored_embedder()
+
+    def _followed(self) -> None:
+        """After each follower round: hand the replication state to ``follow_hooks``."""
+        if self.follow_hooks:
+            state = self.replication()
+            for hook in self.follow_hooks:
+                hook(state)
 
     def _sync(self) -> None:
         self._index.sync()
+
+    def _sync_on_read(self) -> bool:
+        """Whether a search must sync first: yes, unless a follower listening to the
+        database keeps the index caught up."""
+        return self._follower is None or not self._follower.listening
 
     # -- maintenance -----------------------------------------------------------------------
 
@@ -244,7 +268,7 @@ class CatalogFolder:
         """
         self._check()
         indexed = self._index.ids()
-        _, stored = snapshot(self._store)
+        _, stored = self._store.snapshot()
         missing = np.setdiff1d(stored, indexed).tolist()
         extra = np.setdiff1d(indexed, stored).tolist()
         return {
@@ -258,17 +282,30 @@ class CatalogFolder:
     def info(self) -> dict[str, Any]:
         """Settings and sizes, JSON-ready."""
         self._check()
-        files = [self.path / n for n in (DB_NAME, f"{DB_NAME}-wal", INDEX_NAME)]
+        index_file = self.path / INDEX_NAME
+        sizes = self._store.sizes()
+        if index_file.exists():
+            sizes[INDEX_NAME] = index_file.stat().st_size
         return {
-            "path": str(self.path),
+            "path": self.location,
+            "backend": "postgresql" if self.database else "sqlite",
             "uuid": self.uuid,
             "products": len(self),
             "dim": self.dim,
             "index": self._index.info(),
             "embedder": {"fingerprint": self._fingerprint[:16], **self.embedder.spec.to_dict()},
             "matcher": self.matcher.name if self.matcher is not None else None,
-            "bytes": {p.name: p.stat().st_size for p in files if p.exists()},
+            "bytes": sizes,
+            **({"index_cache": str(self.path)} if self.database else {}),
+            "replication": self.replication(),
         }
+
+    def replication(self) -> dict[str, Any]:
+        """How far this process's index is behind the database (see
+        :meth:`~index.synced_index.SyncedIndex.lag`), and whether a follower keeps it
+        caught up in the background."""
+        self._check()
+        return {**self._index.lag(), "follower": self._follower is not None}
 
     def __len__(self) -> int:
         self._check()
@@ -282,6 +319,8 @@ class CatalogFolder:
         """Save the index if it changed and close the database (idempotent)."""
         if self._closed or os.getpid() != self._pid:
             return
+        if self._follower is not None:
+            self._follower.stop()
         self._index.close()
         self._closed = True
         self._store.close()
@@ -294,8 +333,9 @@ class CatalogFolder:
 
     def _check(self) -> None:
         if self._closed:
-            raise CatalogError(f"catalog {self.path} is closed")
+            raise CatalogError(f"catalog {self.location} is closed")
         if os.getpid() != self._pid:
             raise CatalogError(
-                f"catalog {self.path} was opened in another process (fork); open it in each worker"
+                f"catalog {self.location} was opened in another process (fork); "
+                "open it in each worker"
             )

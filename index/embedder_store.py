@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from index.backend import CatalogBackend
 from index.products import STORED_LIMITS, box_from_json, crop, load_product_image
-from index.store import CatalogStore
 from matcher.embedder import Embedder, embedder_fingerprint, load_embedder, save_embedder
 from matcher.errors import CatalogError, CheckpointError
 
@@ -45,14 +45,14 @@ def embedder_settings(embedder: Embedder, *, vectors_version: int) -> dict[str, 
 
 
 def embedder_blobs(embedder: Embedder) -> dict[str, bytes]:
-    """The embedder's checkpoint bytes, keyed for :meth:`CatalogStore.initialise`."""
+    """The embedder's checkpoint bytes, keyed for :meth:`CatalogBackend.initialise`."""
     with tempfile.TemporaryDirectory() as tmp:
         path = save_embedder(Path(tmp) / "embedder.pt", embedder)
         return {EMBEDDER_BLOB: path.read_bytes()}
 
 
 def stored_embedder(
-    store: CatalogStore, *, fingerprint: str, device: torch.device | str
+    store: CatalogBackend, *, fingerprint: str, device: torch.device | str
 ) -> Embedder:
     """Load the catalog's embedder and check it against its recorded fingerprint.
 
@@ -61,7 +61,7 @@ def stored_embedder(
     """
     data = store.blob(EMBEDDER_BLOB)
     if data is None:
-        raise CatalogError(f"catalog {store.path.parent} has no stored embedder")
+        raise CatalogError(f"catalog {store.location} has no stored embedder")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "embedder.pt"
         path.write_bytes(data)
@@ -75,7 +75,7 @@ def stored_embedder(
 
 
 def reembed_products(
-    store: CatalogStore, embedder: Embedder, *, vectors_version: int, attempts: int = 5
+    store: CatalogBackend, embedder: Embedder, *, vectors_version: int, attempts: int = 5
 ) -> int:
     """Embed every product again with ``embedder`` and store the result atomically.
 

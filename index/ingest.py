@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from index.backend import CatalogBackend
 from index.product_rows import NewProduct
 from index.products import (
     STORED_LIMITS,
@@ -26,7 +27,6 @@ from index.products import (
     validate_metadata,
     validate_product_id,
 )
-from index.store import CatalogStore
 from index.templates import TemplateCache, features_to_bytes
 from matcher.embedder import Embedder
 from matcher.errors import DuplicateProductError, InvalidArgumentError
@@ -44,7 +44,7 @@ Item = tuple[str, ImageLike, dict | None, Box | None]
 Loaded = tuple[np.ndarray, Box | None, Box]
 
 
-def check_items(items: list[Item], store: CatalogStore) -> list[tuple[str, str]]:
+def check_items(items: list[Item], store: CatalogBackend) -> list[tuple[str, str]]:
     """Check the shape, id and metadata of every item, and that no id repeats or exists.
 
     Args:

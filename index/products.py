@@ -151,8 +151,9 @@ def validate_metadata(metadata: object) -> str:
 
     Raises:
         InvalidArgumentError: not a JSON object, not encodable (NaN, sets, objects ...),
-            larger than :data:`MAX_METADATA_BYTES` or nested deeper than
-            :data:`MAX_METADATA_DEPTH`.
+            a NUL character or an unpaired surrogate in a key or string (neither store
+            keeps them alike: PostgreSQL's JSONB refuses NUL), larger than
+            :data:`MAX_METADATA_BYTES` or nested deeper than :data:`MAX_METADATA_DEPTH`.
     """
     if metadata is None:
         return "{}"
@@ -168,12 +169,30 @@ def validate_metadata(metadata: object) -> str:
         text = json.dumps(metadata, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
     except (TypeError, ValueError) as exc:
         raise InvalidArgumentError(f"metadata is not valid JSON: {exc}") from None
-    size = len(text.encode("utf-8"))
+    if _has_nul(metadata):
+        raise InvalidArgumentError("metadata must not contain NUL characters (\\u0000)")
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidArgumentError(
+            "metadata holds a string that is not valid Unicode (an unpaired surrogate)"
+        ) from None
     if size > MAX_METADATA_BYTES:
         raise InvalidArgumentError(
             f"metadata is {size} bytes as JSON, over the limit of {MAX_METADATA_BYTES}"
         )
     return text
+
+
+def _has_nul(value: object) -> bool:
+    """Whether a NUL character is in any key or string of a JSON value."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def parse_metadata(text: str) -> dict[str, Any]:

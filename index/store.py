@@ -10,13 +10,14 @@ Tables::
     templates(seq, key, features)        cached matcher template features (optional)
     changes(change_seq, op, seq)         the change log: 'add' / 'delete' / 'reindex'
 
-``seq`` is an ``AUTOINCREMENT`` key, never reused, and is the product's FAISS id.
-Every write is one ``BEGIN IMMEDIATE`` transaction that also appends to ``changes``, so a
-reader that remembers the last ``change_seq`` it applied can catch up on exactly what
-happened since (:func:`index.change_log.changes_since`). The database runs in WAL mode
-with ``synchronous=FULL``: a transaction that returned is on disk, and readers never block
-writers. Each thread uses its own connection (:class:`~index.sqlite_db.SQLiteDatabase`).
-Its product rows are the dataclasses of :mod:`index.product_rows`.
+``seq`` is an ``AUTOINCREMENT`` key, never reused, and is the product's FAISS id. Every
+write is one ``BEGIN IMMEDIATE`` transaction that also appends to ``changes``, so a reader
+that remembers the last ``change_seq`` it applied can catch up on exactly what happened
+since (:meth:`index.change_log.SQLiteChangeLog.changes_since`). The database runs in WAL
+mode with ``synchronous=FULL``: a transaction that returned is on disk, and readers never
+block writers. Each thread uses its own connection
+(:class:`~index.sqlite_db.SQLiteDatabase`). Its product rows are the dataclasses of
+:mod:`index.product_rows`.
 """
 
 from __future__ import annotations
@@ -28,13 +29,14 @@ from pathlib import Path
 
 import numpy as np
 
+from index.backend import duplicate_error
+from index.change_log import SQLiteChangeLog
+from index.location import DB_NAME
 from index.product_rows import NewProduct, ProductRow
-from index.sqlite_db import SQLiteDatabase
-from matcher.errors import CatalogError, DuplicateProductError, ProductNotFoundError
+from matcher.errors import CatalogError, ProductNotFoundError
 
 logger = logging.getLogger(__name__)
 
-DB_NAME = "catalog.db"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -65,7 +67,7 @@ class StaleEmbedderError(Exception):
     """The catalog's embedder changed since the caller last read it (internal)."""
 
 
-class CatalogStore(SQLiteDatabase):
+class CatalogStore(SQLiteChangeLog):
     """Thread-safe access to one catalog database: its schema and its queries.
 
     Args:
@@ -82,10 +84,16 @@ class CatalogStore(SQLiteDatabase):
         if not path.exists() and not create:
             raise CatalogError(f"{str(folder)!r} holds no catalog ({DB_NAME} is missing)")
         super().__init__(path, timeout=timeout)
+        self.location = str(folder)
         with self.errors("open"):
             conn = self.conn()
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(_SCHEMA)
+
+    def sizes(self) -> dict[str, int]:
+        """Bytes of the database files."""
+        files = [self.path, self.path.with_name(f"{DB_NAME}-wal")]
+        return {p.name: p.stat().st_size for p in files if p.exists()}
 
     # -- meta ------------------------------------------------------------------------------
 
@@ -199,10 +207,7 @@ class CatalogStore(SQLiteDatabase):
                     conn.execute("INSERT INTO changes(op, seq) VALUES ('add', ?)", (seq,))
                     seqs.append(seq)
         except sqlite3.IntegrityError:
-            taken = sorted(self.existing([i.product_id for i in items]))
-            raise DuplicateProductError(
-                f"product {taken[0] if taken else '?'!r} is already in the catalog"
-            ) from None
+            raise duplicate_error(self, items) from None
         return seqs
 
     def delete(self, product_id: str) -> int:

@@ -9,12 +9,17 @@ it reflects (``applied``):
   id in one snapshot, remove the index's extra ids, add the missing vectors. A missing,
   stale or corrupt file means a rebuild from the stored vectors. Either way the index
   then equals the database as of the snapshot, whatever crash came before.
-* **sync** (before every search, after every write): apply the log entries after
+* **sync** (before every search unless a listening follower keeps the index fresh, after
+  every write): apply the log entries after
   ``applied`` — adds with their vectors, deletes — in one indexed query. A ``reindex``
   entry written by another process (new factory, training, new embedder) means: re-read
   the settings and open again, which loads the file that process saved just before.
 * **maintain**: train an exact fallback once enough vectors exist, rebuild when
-  tombstones pile up, save every ``autosave_every`` changes.
+  tombstones pile up, save every ``autosave_every`` changes. By default this happens in
+  ``sync``; with ``background`` set it happens only in :meth:`SyncedIndex.maintain`, which
+  a replica's follower thread calls (:mod:`index.replica`): the new index is built outside
+  the lock while searches go on with the old one, then swapped in — training never runs
+  inside a client's request.
 
 Every method takes the instance's lock; searches and mutations are serialised.
 """
@@ -23,22 +28,24 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from index.change_log import changes_since, last_change, snapshot, stored_vectors
+from index.backend import CatalogBackend
 from index.faiss_factory import check_search_params, train_size
 from index.faiss_index import VectorIndex
 from index.index_file import IndexFileError, remove_stale_temp_files
-from index.store import CatalogStore
 from matcher.errors import CatalogError, InvalidArgumentError
 
 logger = logging.getLogger(__name__)
 
 INDEX_NAME = "index.faiss"
+#: ``meta`` key: ``"1"`` after ``train()`` trained the index below its threshold.
+FORCED_TRAINING = "forced_training"
 #: Training sample cap: at least the threshold, at most this many vectors beyond it.
 TRAIN_SAMPLE = 64 * 256
 
@@ -55,17 +62,20 @@ class SyncedIndex:
         autosave_every: save after this many applied changes.
         on_reindex: called (with the lock held) after another process re-indexed and the
             settings were re-read, before the index is reopened.
+        background: train and compact only in :meth:`maintain` (a background thread), never
+            in :meth:`sync`.
     """
 
     def __init__(
         self,
-        store: CatalogStore,
+        store: CatalogBackend,
         folder: Path,
         *,
         search_params: str | None,
         min_train_size: int | None,
         autosave_every: int,
         on_reindex: Callable[[], None],
+        background: bool = False,
     ) -> None:
         self.store = store
         self.path = Path(folder) / INDEX_NAME
@@ -73,10 +83,12 @@ class SyncedIndex:
         self.min_train_size = min_train_size
         self.autosave_every = autosave_every
         self.on_reindex = on_reindex
+        self.background = background
         self.lock = threading.RLock()
         self._own_reindex: set[int] = set()
         self._train_failed = False
         self._thresholds: dict[str, int] = {}
+        self._behind_since: float | None = None
         self._read_meta()
         check_search_params(self.factory, self.dim, search_params)
         with self.lock:
@@ -89,6 +101,9 @@ class SyncedIndex:
         self.factory = meta["factory"]
         self.dim = int(meta["dim"])
         self.vectors_version = int(meta["vectors_version"])
+        # `train()` trained below the threshold: every process trains too (a machine with
+        # its own cache cannot load the file the training process saved)
+        self.forced_training = meta.get(FORCED_TRAINING) == "1"
 
     # -- public ------------------------------------------------------------------------------
 
@@ -96,7 +111,7 @@ class SyncedIndex:
         """Apply the change-log entries written (by any process) since the last applied."""
         with self.lock:
             while True:
-                changes = changes_since(self.store, self.applied)
+                changes = self.store.changes_since(self.applied)
                 if not changes:
                     break
                 if any(
@@ -115,16 +130,21 @@ class SyncedIndex:
                     xb = np.frombuffer(b"".join(c.vector for c in added), np.float32)
                     self.index.add(ids, xb.reshape(len(added), self.dim))
                 self.applied = changes[-1].change_seq
-            self._maintain()
+            if self.background:
+                self._autosave()
+            else:
+                self._maintain()
 
-    def search(self, xq: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Sync, then top-``k``: ``D`` ``(nq, k)`` scores and ``I`` ``(nq, k)`` product seqs.
+    def search(self, xq: np.ndarray, k: int, *, sync: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Sync (unless told not to: a follower keeps the index fresh), then top-``k``:
+        ``D`` ``(nq, k)`` scores and ``I`` ``(nq, k)`` product seqs.
 
         Raises:
             InvalidArgumentError: ``xq`` is not ``(nq, dim)``.
         """
         with self.lock:
-            self.sync()
+            if sync:
+                self.sync()
             if xq.ndim != 2 or xq.shape[1] != self.dim:
                 raise InvalidArgumentError(
                     f"query vectors must be (nq, {self.dim}), got {tuple(xq.shape)}"
@@ -173,6 +193,28 @@ class SyncedIndex:
                 **self.index.settings(),
             }
 
+    def lag(self) -> dict[str, Any]:
+        """How far this index is behind the database's change log (without syncing).
+
+        Returns:
+            ``{"changes_behind", "lag_seconds", "applied_change"}``: the log entries not
+            yet applied, the age of the oldest of them (where the database records when
+            entries were written; else how long this index has been seen behind), and the
+            last entry applied.
+        """
+        applied = self.applied
+        behind, age = self.store.pending_changes(applied)
+        now = time.monotonic()
+        if behind == 0:
+            self._behind_since, seconds = None, 0.0
+        elif age is not None:
+            seconds = age
+        else:
+            if self._behind_since is None:
+                self._behind_since = now
+            seconds = now - self._behind_since
+        return {"changes_behind": behind, "lag_seconds": seconds, "applied_change": applied}
+
     def close(self) -> None:
         """Save if the index changed since it was last saved."""
         with self.lock:
@@ -198,12 +240,12 @@ class SyncedIndex:
             expected = (self.uuid, self.factory, self.dim, self.vectors_version)
             if (header.uuid, header.factory, header.dim, header.vectors_version) != expected:
                 raise IndexFileError("it was written for other catalog settings")
-            if header.applied > last_change(self.store):
+            if header.applied > self.store.last_change():
                 raise IndexFileError("it is ahead of the database")
         except IndexFileError as exc:
             if self.path.exists():
                 logger.warning("rebuilding %s: %s", self.path, exc)
-            self._rebuild(self.factory)
+            self._rebuild(self.factory, force_train=self.forced_training)
             return
         self.index = index
         self.applied = self._saved = header.applied
@@ -215,41 +257,80 @@ class SyncedIndex:
 
     def _reconcile(self) -> bool:
         """Make the index hold exactly the stored vectors; returns whether it changed."""
-        last, db_ids = snapshot(self.store)
+        last, db_ids = self.store.snapshot()
         index_ids = self.index.ids()
         extra = np.setdiff1d(index_ids, db_ids)
         missing = np.setdiff1d(db_ids, index_ids)
         self.index.remove(extra)
-        for ids, xb in stored_vectors(self.store, missing, dim=self.dim):
+        for ids, xb in self.store.stored_vectors(missing, dim=self.dim):
             self.index.add(ids, xb)
         self.applied = last
         return bool(len(extra) or len(missing))
 
-    def _maintain(self) -> bool:
-        """Train, compact or save when due; returns whether the index was rebuilt."""
-        due = len(self.index) >= self.train_threshold() > 0
+    def _due(self) -> str | None:
+        """What maintenance is due: ``"train"``, ``"compact"`` or ``None``."""
+        threshold = self.train_threshold()
+        due = threshold > 0 and (len(self.index) >= threshold or self.forced_training)
         if self.index.exact and due and not self._train_failed:
-            logger.info("training index %s on %d vectors", self.factory, len(self.index))
-            try:
-                self._rebuild(self.factory, announce=True)
-            except CatalogError as exc:  # stay exact; an explicit rebuild may succeed later
-                logger.error("index stays exact: %s", exc)
-                self._train_failed = True
-                return False
-            return True
-        tombstones = len(self.index.tombstones)
-        if tombstones > max(100, len(self.index) // 10):
-            logger.info("rebuilding index %s to drop %d deleted vectors", self.factory, tombstones)
-            self._rebuild(self.factory, announce=True)
-            return True
+            return "train"
+        if len(self.index.tombstones) > max(100, len(self.index) // 10):
+            return "compact"
+        return None
+
+    def _autosave(self) -> None:
         if self.applied - self._saved >= self.autosave_every:
             self._save()
-        return False
+
+    def _maintain(self) -> bool:
+        """Train, compact or save when due; returns whether the index was rebuilt."""
+        due = self._due()
+        if due is None:
+            self._autosave()
+            return False
+        logger.info("%s index %s (%d vectors)", due, self.factory, len(self.index))
+        try:
+            self._rebuild(self.factory, announce=True, force_train=self.forced_training)
+        except CatalogError as exc:  # stay exact; an explicit rebuild may succeed later
+            logger.error("index stays exact: %s", exc)
+            self._train_failed = True
+            return False
+        return True
+
+    def maintain(self) -> bool:
+        """Sync, then train or compact if due, building the new index outside the lock
+        (searches go on meanwhile) and swapping it in; returns whether it was rebuilt."""
+        with self.lock:
+            self.sync()
+            due = self._due()
+            if due is None:
+                self._autosave()
+                return False
+            factory, version = self.factory, self.vectors_version
+        logger.info("%s index %s in the background", due, factory)
+        try:
+            built = self._build(factory, force_train=self.forced_training)
+        except CatalogError as exc:
+            logger.error("index stays exact: %s", exc)
+            with self.lock:
+                self._train_failed = True
+            return False
+        with self.lock:
+            if (self.factory, self.vectors_version) != (factory, version):
+                return False  # re-indexed meanwhile; the next round decides again
+            self._install(*built, factory, announce=True, forced=self.forced_training)
+            self.sync()
+        return True
 
     def _rebuild(self, factory: str, *, announce: bool = False, force_train: bool = False) -> None:
         """Index the stored vectors of one snapshot; save; with ``announce`` set the factory
         and log a ``reindex`` for the other processes (after the file is in place)."""
-        last, db_ids = snapshot(self.store)
+        built = self._build(factory, force_train=force_train)
+        self._install(*built, factory, announce=announce, forced=force_train)
+
+    def _build(self, factory: str, *, force_train: bool = False) -> tuple[VectorIndex, int]:
+        """A new index of the stored vectors of one snapshot (trained when enough exist),
+        and that snapshot's last ``change_seq``. Reads only the database."""
+        last, db_ids = self.store.snapshot()
         threshold = self.train_threshold(factory)
         trained = bool(threshold) and (force_train or len(db_ids) >= threshold)
         index = VectorIndex.empty(
@@ -259,7 +340,7 @@ class SyncedIndex:
             rng = np.random.default_rng(0)
             size = min(len(db_ids), max(threshold, TRAIN_SAMPLE))
             sample = np.sort(rng.choice(db_ids, size=size, replace=False))
-            parts = [xb for _, xb in stored_vectors(self.store, sample, dim=self.dim)]
+            parts = [xb for _, xb in self.store.stored_vectors(sample, dim=self.dim)]
             xt = np.concatenate(parts) if parts else np.zeros((0, self.dim), np.float32)
             try:
                 index.train(xt)
@@ -268,14 +349,21 @@ class SyncedIndex:
                     f"cannot train index {factory!r} on {len(xt)} vectors: "
                     f"{str(exc).strip().splitlines()[-1]}"
                 ) from None
-        for ids, xb in stored_vectors(self.store, None, dim=self.dim):
+        for ids, xb in self.store.stored_vectors(None, dim=self.dim):
             keep = np.isin(ids, db_ids)
             index.add(ids[keep], xb[keep])
+        return index, last
+
+    def _install(
+        self, index: VectorIndex, last: int, factory: str, *, announce: bool, forced: bool
+    ) -> None:
         self.index, self.applied, self.factory = index, last, factory
         self._train_failed = False
         self._save()
         if announce:
-            self._own_reindex.add(self.store.set_meta({"factory": factory}, reindex=True))
+            self.forced_training = forced
+            settings = {"factory": factory, FORCED_TRAINING: "1" if forced else "0"}
+            self._own_reindex.add(self.store.set_meta(settings, reindex=True))
 
     def _save(self) -> None:
         size = self.index.save(

@@ -19,8 +19,8 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
+from index.backend import CatalogBackend
 from index.products import STORED_LIMITS, box_from_json
-from index.store import CatalogStore
 from matcher.inference.geometric import ReferenceKeypoints
 from matcher.inference.ncc import NccReference
 from matcher.siamese_matcher import ReferenceFeatures, SiameseMatcher
@@ -122,7 +122,7 @@ class TemplateCache:
         size: entries kept in memory.
     """
 
-    def __init__(self, store: CatalogStore, *, size: int = 256) -> None:
+    def __init__(self, store: CatalogBackend, *, size: int = 256) -> None:
         self.store = store
         self.size = size
         self._lru: OrderedDict[tuple[str, int], ReferenceFeatures] = OrderedDict()

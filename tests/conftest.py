@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from tests.fixtures import missing_fixtures, version_mismatch
+from tests.pg_cluster import PgCluster
 
 torch.set_num_threads(1)
 # Deterministic kernels wherever torch has them (on CPU nearly all already are); warn, not
@@ -32,6 +33,39 @@ torch.use_deterministic_algorithms(True, warn_only=True)
 def _torch_settings():
     torch.manual_seed(0)
     yield
+
+
+# -- catalog backends: every catalog and service test runs on SQLite and on PostgreSQL ------
+
+#: The catalog stores the catalog and service suites run on.
+BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A throwaway PostgreSQL server for this test process (started on first use)."""
+    cluster = PgCluster()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    """The catalog store under test."""
+    return request.param
+
+
+@pytest.fixture
+def catalog_location(backend, tmp_path, monkeypatch, request) -> str:
+    """Where this test's catalog lives: a new folder, or a new PostgreSQL database (dropped
+    afterwards). Database catalogs keep their FAISS cache in the test's own folder."""
+    monkeypatch.setenv("SIAMMATCH_INDEX_CACHE", str(tmp_path / "index-cache"))
+    if backend == "sqlite":
+        return str(tmp_path / "catalog")
+    cluster = request.getfixturevalue("pg_cluster")
+    url = cluster.new_database()
+    request.addfinalizer(lambda: cluster.drop_database(url))
+    return url
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -3,7 +3,10 @@
 Every request is counted in ``siammatch_http_requests_total{method, route, status}`` and
 timed in ``siammatch_http_request_duration_seconds{method, route}``; ``route`` is the URL
 rule (``/v1/catalog/<product_id>``), or ``<unmatched>`` for unknown paths, so the label
-set stays small.
+set stays small. With a catalog, ``siammatch_catalog_changes_behind`` and
+``siammatch_catalog_lag_seconds`` say how far the worker's FAISS index is behind the
+catalog database's change log (the worst live worker in multiprocess mode); the worker's
+follower thread refreshes them every round, and a scrape refreshes the answering worker's.
 
 Under gunicorn each worker is its own process with its own counters. When the environment
 variable ``PROMETHEUS_MULTIPROC_DIR`` names a folder (``siammatch serve`` sets one up
@@ -17,6 +20,7 @@ also carries the process collector (CPU, memory, open files).
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 
@@ -25,10 +29,16 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     ProcessCollector,
     generate_latest,
 )
+
+from api.state import current_services
+from matcher.errors import SiammatchError
+
+logger = logging.getLogger(__name__)
 
 bp = Blueprint("metrics", __name__)
 
@@ -67,8 +77,25 @@ class HttpMetrics:
             buckets=LATENCY_BUCKETS,
             registry=target,
         )
+        self.changes_behind = Gauge(
+            "siammatch_catalog_changes_behind",
+            "Catalog change-log entries this worker's index has not applied yet.",
+            multiprocess_mode="livemax",
+            registry=target,
+        )
+        self.lag_seconds = Gauge(
+            "siammatch_catalog_lag_seconds",
+            "Age of the oldest change-log entry this worker's index has not applied yet.",
+            multiprocess_mode="livemax",
+            registry=target,
+        )
         if not multiprocess:
             ProcessCollector(registry=self.registry)
+
+    def observe_replication(self, state: dict) -> None:
+        """Record a catalog's :meth:`~index.catalog_folder.CatalogFolder.replication`."""
+        self.changes_behind.set(state["changes_behind"])
+        self.lag_seconds.set(state["lag_seconds"])
 
     def observe(self, *, method: str, route: str, status: int, seconds: float) -> None:
         """Record one finished request."""
@@ -131,5 +158,12 @@ def metrics() -> Response:
             text/plain:
               schema: {type: string}
     """
-    body = current_app.extensions[EXTENSION].exposition()
+    metrics = current_app.extensions[EXTENSION]
+    catalog = current_services().catalog
+    if catalog is not None:
+        try:
+            metrics.observe_replication(catalog.replication())
+        except SiammatchError as exc:  # the scrape still answers; /readyz reports the failure
+            logger.warning("metrics: catalog replication state unavailable: %s", exc)
+    body = metrics.exposition()
     return Response(body, content_type=CONTENT_TYPE_LATEST)

@@ -1,6 +1,9 @@
 """Issue 18 with Flask's test client: thin and long images on every route, deeply nested
 JSON, the decompression-bomb message, ``nosniff``, the OpenAPI corrections and the
-README's error table. (Slow clients and gunicorn's own errors: ``test_serve_worker``.)"""
+README's error table. (Slow clients and gunicorn's own errors: ``test_serve_worker``.)
+
+Tests that reach the catalog run on both backends (``client``, ``backend``); those whose
+requests are refused before it use a catalog folder (``folder_client``)."""
 
 from __future__ import annotations
 
@@ -62,7 +65,7 @@ def test_thin_and_long_images_are_refused_on_every_route(
     assert client.get("/v1/catalog").get_json()["total"] == 0
 
 
-def test_a_thin_product_box_cannot_break_search(make_app, pictures):
+def test_a_thin_product_box_cannot_break_search(make_app, backend, pictures):
     """The original failure: one thin catalog product made every /v1/search a 500 (the
     default recipe's box voting divided 0 by 0). A thin *box* in a normal photo is still
     accepted; searching with it in the catalog must keep working."""
@@ -100,8 +103,8 @@ def _nested_text(depth: int) -> str:
     ],
     ids=["arrays-100000", "objects-1000", "field-5000", "metadata-40"],
 )
-def test_deeply_nested_json_is_a_400(client, route, body):
-    response = client.post(route, data=body, content_type="application/json")
+def test_deeply_nested_json_is_a_400(folder_client, route, body):
+    response = folder_client.post(route, data=body, content_type="application/json")
     assert "nested more than" in _error(response, 400, "malformed_json")
 
 
@@ -119,9 +122,9 @@ def test_nested_metadata_in_a_form_field_and_at_the_limit(client, pictures):
     assert listed["total"] == 1 and listed["products"][0]["metadata"] == at_limit
 
 
-def test_decompression_bomb_quotes_the_configured_limit(client, make_app, pictures):
+def test_decompression_bomb_quotes_the_configured_limit(folder_client, make_app, pictures):
     bomb = upload(png_header(20_000, 10_000))  # 200 M pixels: PIL refuses it on opening
-    message = _error(client.post("/v1/search", data={"scene": bomb}), 413, "image_too_large")
+    message = _error(folder_client.post("/v1/search", data={"scene": bomb}), 413, "image_too_large")
     assert "limit of 25000000 pixels" in message and "178956970" not in message
     small = make_app(MAX_PIXELS=5_000).test_client()
     form = {"reference": upload(pictures.product_png), "scene": upload(pictures.scene_png)}
@@ -149,7 +152,7 @@ def test_image_limits_are_configurable(make_app, pictures, monkeypatch):
     assert defaults["MAX_ASPECT_RATIO"] == 20.0 and defaults["MAX_IMAGE_SIDE"] == 12_000
 
 
-def test_the_catalog_accepts_what_the_service_limits_accept(make_app):
+def test_the_catalog_accepts_what_the_service_limits_accept(make_app, backend):
     """A service configured wider than the library's defaults (20:1) stores what its own
     checks let through: the catalog is given the service's limits, not its defaults."""
     client = make_app(catalog=True, MAX_ASPECT_RATIO=30.0).test_client()
@@ -178,7 +181,7 @@ def test_every_response_says_nosniff(client, pictures):
         assert response.headers["X-Content-Type-Options"] == "nosniff", response.status
 
 
-def test_openapi_corrections(make_app, pictures):
+def test_openapi_corrections(make_app, backend, pictures):
     app = make_app(catalog=True, API_KEY="k")
     client = app.test_client()
     spec = client.get("/openapi.json").get_json()

@@ -60,7 +60,7 @@ def test_security_is_declared_only_with_an_api_key(make_app):
     assert keyed["paths"]["/healthz"]["get"]["security"] == []
 
 
-def test_documented_ranges_are_the_validated_ones(make_app, pictures):
+def test_documented_ranges_are_the_validated_ones(make_app, backend, pictures):
     """The request schemas come from the same declarations validation uses: a service
     started with other limits documents them, and refuses one past each documented bound."""
     app = make_app(catalog=True, MAX_INSTANCES=7, MAX_K=4, MAX_PAGE_SIZE=9)

@@ -1,4 +1,5 @@
-"""``POST /v1/search``: retrieval and batched verification over the catalog."""
+"""``POST /v1/search``: retrieval and batched verification over the catalog, on both
+catalog backends (``client``); the request checks that refuse a search first use a folder."""
 
 from __future__ import annotations
 
@@ -69,12 +70,14 @@ def test_search_on_empty_catalog_finds_nothing(client, pictures):
         ({"scene": upload(b"not an image")}, "invalid_image"),
     ],
 )
-def test_search_mistakes(client, pictures, fields, code):
+def test_search_mistakes(folder_client, pictures, fields, code):
     data = {"scene": upload(pictures.scene_png), **fields}
-    response = client.post("/v1/search", data={k: v for k, v in data.items() if v is not None})
+    response = folder_client.post(
+        "/v1/search", data={k: v for k, v in data.items() if v is not None}
+    )
     assert response.status_code == 400, response.get_json()
     assert response.get_json()["error"]["code"] == code
 
 
-def test_search_only_accepts_post(client):
-    assert client.get("/v1/search").status_code == 405
+def test_search_only_accepts_post(make_app):
+    assert make_app().test_client().get("/v1/search").status_code == 405

@@ -1,5 +1,7 @@
 """``siammatch serve``: argument checks, the default catalog, the gunicorn command line,
-and one real gunicorn server with two workers spoken to over HTTP."""
+and a real gunicorn server with two workers spoken to over HTTP, on a catalog folder and on
+a PostgreSQL catalog. (A database catalog's preparation and its errors:
+``test_catalog_backends``.)"""
 
 from __future__ import annotations
 
@@ -20,18 +22,6 @@ from api.default_catalog import ensure_catalog, synth_products
 from index.catalog import Catalog
 from tests.api.http_helpers import ROOT, serving
 from tests.helpers import iou
-
-
-@pytest.fixture
-def serve_cli(monkeypatch):
-    """``api.cli.main`` with the serve command registered and gunicorn's exec captured."""
-    modules = tuple(dict.fromkeys((*api.cli.COMMAND_MODULES, "api.cli_serve")))
-    monkeypatch.setattr(api.cli, "COMMAND_MODULES", modules)
-    calls = []
-    monkeypatch.setattr(api.cli_serve, "_exec", lambda argv, env: calls.append((argv, env)))
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    return calls
 
 
 def test_serve_prepares_the_catalog_and_execs_gunicorn(serve_cli, tmp_path, capsys):
@@ -111,8 +101,7 @@ def test_serve_mistakes_exit_2(serve_cli, capsys, args, words):
 @pytest.mark.parametrize(
     "catalog, words",
     [
-        ("postgresql:///shop", "is a postgresql URL, but a catalog is a folder"),
-        ("s3://bucket/catalog", "is a s3 URL"),
+        ("s3://bucket/catalog", "is a s3: URL; a catalog is a folder or a postgresql://"),
         ("{tmp}/photos", "holds other files and no catalog"),
         ("{tmp}/photos/a.png", "is not a folder"),
     ],
@@ -129,7 +118,7 @@ def test_a_catalog_argument_that_is_no_catalog_folder_exits_2_and_writes_nothing
     assert len(err) == 1 and err[0].startswith("siammatch: error: --catalog:"), err
     assert words in err[0]
     assert serve_cli == []
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"]  # no "postgresql:" folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"]  # no "s3:" folder
     assert [p.name for p in photos.iterdir()] == ["a.png"]
 
 
@@ -173,14 +162,21 @@ def _mapped_libraries(pid: int) -> str:
     return Path(f"/proc/{pid}/maps").read_text()
 
 
+#: Products ``siammatch serve`` gives a new catalog folder in ``server`` (a database gets an
+#: empty catalog).
+SEEDED = 3
+
+
 @pytest.fixture
-def server(tmp_path):
-    """``siammatch serve`` with 2 workers on a free loopback port, stopped with SIGTERM."""
+def server(tmp_path, catalog_location):
+    """``siammatch serve`` with 2 workers on a free loopback port, stopped with SIGTERM, on
+    each catalog backend: a new folder (seeded with ``SEEDED`` synthetic products) or a new
+    database (an empty catalog)."""
     args = [
         "--catalog",
-        str(tmp_path / "catalog"),
+        catalog_location,
         "--seed-products",
-        "3",
+        str(SEEDED),
         "--workers",
         "2",
         # Template matching: exact on the pasted photos below, and light for two workers.
@@ -194,9 +190,11 @@ def server(tmp_path):
         yield running.base, running.proc, running.ready, tmp_path / "metrics"
 
 
-def test_real_server_over_http(server, pictures):
+def test_real_server_over_http(server, backend, pictures):
     base, proc, ready, metrics_dir = server
-    assert ready["catalog"]["products"] == 3
+    seeded = SEEDED if backend == "sqlite" else 0
+    assert ready["catalog"]["backend"] == backend
+    assert ready["catalog"]["products"] == seeded
     assert ready["default_recipe"] == "siamfc_pixels"
     # The master (the process we started: serve exec'd gunicorn) never loaded torch or faiss.
     master_maps = _mapped_libraries(proc.pid)
@@ -236,6 +234,11 @@ def test_real_server_over_http(server, pictures):
     results = search.json()["results"]
     assert results and results[0]["product_id"] == "coffee"
     assert iou(results[0]["instances"][0]["box"], pictures.box) >= 0.8
+    # Whichever worker answers, its index holds the new product too.
+    for _ in range(4):
+        catalog = session.get(base + "/readyz", timeout=30).json()["catalog"]
+        assert catalog["products"] == catalog["index"]["vectors"] == seeded + 1
+        assert catalog["replication"]["changes_behind"] == 0
 
     bad = session.post(base + "/v1/match", files={"scene": ("s.png", b"junk")}, timeout=30)
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "missing_field"

@@ -30,7 +30,8 @@ FUZZ_SEED = 18
 FUZZ_CASES = 160
 FUZZ_SECONDS = 30.0  # stop early past this, whatever is left
 
-# The ``hardened`` server is a module fixture of tests/api/conftest.py.
+# The ``hardened_catalog`` server (one per catalog backend) is a module fixture of
+# tests/api/conftest.py.
 
 
 # -- fuzz ----------------------------------------------------------------------------------
@@ -220,9 +221,9 @@ def _rss(pid: int) -> int:
     return int(kib) * 1024
 
 
-def test_fuzz_every_route(hardened):
+def test_fuzz_every_route(hardened_catalog):
     """Random image sizes and aspect ratios, JSON shapes and boxes at every route, from two
-    clients at once, seeded and bounded in time."""
+    clients at once, seeded and bounded in time, on each catalog backend."""
     rng = random.Random(FUZZ_SEED)
     cases = []
     ids = ["synth-001", "synth-002"]
@@ -232,7 +233,7 @@ def test_fuzz_every_route(hardened):
         if path == "/v1/catalog" and isinstance(sent, dict) and isinstance(sent.get("id"), str):
             ids.append(sent["id"])
         cases.append((method, path, kwargs))
-    workers = hardened.worker_pids()
+    workers = hardened_catalog.worker_pids()
     start_rss = {pid: _rss(pid) for pid in workers}
     stop = threading.Event()
     healthz: list[float] = []
@@ -240,7 +241,7 @@ def test_fuzz_every_route(hardened):
 
     def monitor() -> None:
         while not stop.is_set():
-            healthz.append(healthz_seconds(hardened.base))
+            healthz.append(healthz_seconds(hardened_catalog.base))
             for pid in workers:
                 peak_rss[pid] = max(peak_rss[pid], _rss(pid))
             stop.wait(0.2)
@@ -255,7 +256,7 @@ def test_fuzz_every_route(hardened):
         for method, path, kwargs in part:
             if time.monotonic() > deadline:
                 return
-            response = session.request(method, hardened.base + path, timeout=60, **kwargs)
+            response = session.request(method, hardened_catalog.base + path, timeout=60, **kwargs)
             done.append(response.status_code)
             if response.status_code == 200 and "siammask_small" in response.text[:40]:
                 shipped.append(path)
@@ -286,4 +287,4 @@ def test_fuzz_every_route(hardened):
     assert len(done) >= 60, f"only {len(done)} requests in {FUZZ_SECONDS} s"
     assert max(healthz) < HEALTHZ_BOUND, max(healthz)
     assert 0 < max(peak_rss.values()) < WORKER_RSS_BOUND, peak_rss
-    assert hardened.worker_pids() == workers  # no worker died or was replaced
+    assert hardened_catalog.worker_pids() == workers  # no worker died or was replaced

@@ -161,7 +161,7 @@ def test_browser_rle_decoder_matches_pycocotools(chromium, live_server):
     assert np.array_equal(np.array(data, dtype=bool).reshape(height, width), mask)
 
 
-def test_browser_catalog_reference_and_search(chromium, make_app, pictures, tmp_path):
+def test_browser_catalog_reference_and_search(chromium, make_app, backend, pictures, tmp_path):
     app = make_app(catalog=True)
     client = app.test_client()
     for pid, data in (("coffee", pictures.product_png), ("astronaut", pictures.other_png)):

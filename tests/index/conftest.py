@@ -1,5 +1,7 @@
-"""Fixtures of the catalog tests: synthetic vectors, small product images, catalogs in
-temporary folders.
+"""Fixtures of the catalog tests: synthetic vectors, small product images, catalogs on
+both stores (a temporary folder, or a new database of the test process's PostgreSQL
+server: ``catalog_location`` in ``tests/conftest.py``), and ways to look at a catalog's
+database directly.
 
 Product images are seeded random colour blocks (distinct for every id), so a catalog of
 dozens of products builds in a second on one CPU thread.
@@ -7,14 +9,24 @@ dozens of products builds in a second on one CPU thread.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 import zlib
+from collections.abc import Callable
+from pathlib import Path
 
 import faiss
 import numpy as np
+import psycopg
 import pytest
 import torch
 
 from index.catalog import Catalog
+from index.location import is_database_url
+
+#: The schema of a PostgreSQL catalog's tables (named here, not imported, so a test notices
+#: if the tables move).
+PG_SCHEMA = "siammatch"
 
 
 @pytest.fixture(autouse=True, scope="package")
@@ -74,9 +86,54 @@ def assert_consistent(cat: Catalog, expected_ids: set[str]) -> None:
     assert len(cat) == report["indexed"] == len(expected_ids)
 
 
+def new_location(request: pytest.FixtureRequest, backend: str, folder: Path) -> str:
+    """A new catalog location on ``backend``: ``folder``, or a new database of the test
+    process's PostgreSQL server (dropped when ``request``'s fixture is torn down)."""
+    if backend == "sqlite":
+        return str(folder)
+    cluster = request.getfixturevalue("pg_cluster")
+    url = cluster.new_database()
+    request.addfinalizer(lambda: cluster.drop_database(url))
+    return url
+
+
+def row_counts(location: str, tables: tuple[str, ...]) -> tuple[int, ...]:
+    """The rows of each of ``tables``, read straight from the database of the catalog at
+    ``location`` (not through the catalog)."""
+    if is_database_url(location):
+        queries = [f"SELECT COUNT(*) FROM {PG_SCHEMA}.{t}" for t in tables]
+        with psycopg.connect(location) as conn:
+            return tuple(conn.execute(q).fetchone()[0] for q in queries)
+    db = sqlite3.connect(Path(location) / "catalog.db")
+    try:
+        return tuple(db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables)
+    finally:
+        db.close()
+
+
+def soon(cat: Catalog, condition: Callable[[], bool], *, timeout: float = 60.0) -> None:
+    """Assert ``condition()``: at once for a catalog that syncs and maintains its index in
+    the calls themselves (a folder's default), within ``timeout`` seconds for one whose
+    follower thread does it, a moment after each commit (a database catalog's default)."""
+    if not cat.replication()["follower"]:
+        assert condition()
+        return
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"the follower did not make it true in {timeout:.0f} s")
+        time.sleep(0.02)
+
+
 @pytest.fixture
-def catalog(tmp_path):
-    """An empty Flat catalog in a temporary folder."""
-    cat = Catalog(tmp_path / "catalog")
+def other_location(backend, tmp_path, request) -> str:
+    """A second new catalog location on the test's backend (beside ``catalog_location``)."""
+    return new_location(request, backend, tmp_path / "other")
+
+
+@pytest.fixture
+def catalog(catalog_location):
+    """An empty Flat catalog at ``catalog_location`` (a folder or a database)."""
+    cat = Catalog(catalog_location)
     yield cat
     cat.close()

@@ -5,7 +5,6 @@ persistence, recovery, training and re-embedding are in ``test_catalog_index.py`
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import numpy as np
 import pytest
@@ -30,19 +29,12 @@ from matcher.errors import (
     InvalidImageError,
     ProductNotFoundError,
 )
-from tests.index.conftest import assert_consistent, block_image
+from tests.index.conftest import assert_consistent, block_image, row_counts
 
 
-def state(cat: Catalog) -> tuple:
-    """Everything a failed write must leave unchanged."""
-    db = sqlite3.connect(cat.path / "catalog.db")
-    try:
-        counts = tuple(
-            db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
-            for t in ("products", "vectors", "images", "templates", "changes")
-        )
-    finally:
-        db.close()
+def state(cat: Catalog, location: str) -> tuple:
+    """Everything a failed write must leave unchanged (``location``: the catalog's)."""
+    counts = row_counts(location, ("products", "vectors", "images", "templates", "changes"))
     return counts, cat.verify()["indexed"]
 
 
@@ -120,6 +112,10 @@ def test_metadata_depth_limit():
         ({"metadata": {"blob": "x" * 70_000}}, InvalidArgumentError),
         ({"metadata": _nested(33)}, InvalidArgumentError),
         ({"metadata": _nested(5000)}, InvalidArgumentError),  # json.dumps would recurse
+        ({"metadata": {"note": "a\x00b"}}, InvalidArgumentError),  # JSONB refuses NUL
+        ({"metadata": {"k\x00": 1}}, InvalidArgumentError),
+        ({"metadata": {"a": [{"b": "\x00"}]}}, InvalidArgumentError),
+        ({"metadata": {"lone": "\ud800"}}, InvalidArgumentError),  # not encodable as UTF-8
         ({"image": b"\x89PNG\r\n\x1a\n corrupt"}, InvalidImageError),
         ({"image": np.zeros((1, 5000, 3), np.uint8)}, ImageTooThinError),
         ({"image": np.zeros((30_000, 2, 3), np.uint8)}, ImageTooLargeError),
@@ -132,14 +128,14 @@ def test_metadata_depth_limit():
         ({"product_id": "taken"}, DuplicateProductError),
     ],
 )
-def test_failed_add_leaves_nothing_behind(catalog, kwargs, error):
+def test_failed_add_leaves_nothing_behind(catalog, catalog_location, kwargs, error):
     catalog.add("taken", block_image("taken"))
-    before = state(catalog)
+    before = state(catalog, catalog_location)
     args = {"product_id": "new", "image": block_image("new"), "metadata": {"k": 1}, "box": None}
     args.update(kwargs)
     with pytest.raises(error):
         catalog.add(args.pop("product_id"), args.pop("image"), **args)
-    assert state(catalog) == before
+    assert state(catalog, catalog_location) == before
     assert_consistent(catalog, {"taken"})
 
 
@@ -197,12 +193,12 @@ def test_search_vectors_checks_and_shapes(catalog):
         catalog.search_vectors(np.full((1, catalog.dim), np.nan), k=1)
 
 
-def test_template_features_are_cached(tmp_path):
+def test_template_features_are_cached(catalog_location):
     import matcher
 
     m = matcher.load("siamfc_pixels")
     image = block_image("tf", size=96)
-    with Catalog(tmp_path / "cat", matcher=m) as cat:
+    with Catalog(catalog_location, matcher=m) as cat:
         cat.add("tf", image, box=(8, 8, 88, 88))
         feats = cat.template_features("tf")
         direct = m.encode_reference(matcher.Reference.from_image(image, (8, 8, 88, 88)))
@@ -213,16 +209,14 @@ def test_template_features_are_cached(tmp_path):
         assert cat.template_features("tf") is feats  # in-memory cache
         with pytest.raises(ProductNotFoundError):
             cat.template_features("nope")
-    db = sqlite3.connect(tmp_path / "cat" / "catalog.db")
-    assert db.execute("SELECT COUNT(*) FROM templates").fetchone()[0] == 1
-    db.close()
-    with Catalog(tmp_path / "cat") as cat:  # no matcher: no features, unless one is passed
+    assert row_counts(catalog_location, ("templates",)) == (1,)
+    with Catalog(catalog_location) as cat:  # no matcher: no features, unless one is passed
         assert cat.template_features("tf") is None
         again = cat.template_features("tf", matcher=m)
         np.testing.assert_allclose(again.template[0].numpy(), direct.template[0].numpy(), atol=1e-6)
 
 
-def test_cached_features_keep_the_verifier_embedding(tmp_path):
+def test_cached_features_keep_the_verifier_embedding(catalog_location):
     import matcher
     from index.templates import features_from_bytes, matcher_key
 
@@ -232,7 +226,7 @@ def test_cached_features_keep_the_verifier_embedding(tmp_path):
     )
     assert matcher_key(plain) != matcher_key(verifying)  # cached features never mix
     image = block_image("vf", size=96)
-    with Catalog(tmp_path / "cat", matcher=verifying) as cat:
+    with Catalog(catalog_location, matcher=verifying) as cat:
         cat.add("vf", image, box=(8, 8, 88, 88))
         feats = cat.template_features("vf")
     direct = verifying.encode_reference(matcher.Reference.from_image(image, (8, 8, 88, 88)))
@@ -251,15 +245,15 @@ def test_cached_features_keep_the_verifier_embedding(tmp_path):
     )
 
 
-def test_closed_catalog_refuses_work(tmp_path):
-    cat = Catalog(tmp_path / "cat")
+def test_closed_catalog_refuses_work(catalog_location):
+    cat = Catalog(catalog_location)
     cat.close()
     cat.close()
     with pytest.raises(CatalogError, match="closed"):
         cat.add("x", block_image("x"))
 
 
-def test_cached_features_keep_the_geometric_keypoints(tmp_path):
+def test_cached_features_keep_the_geometric_keypoints(catalog_location):
     import matcher
     from index.templates import features_from_bytes, matcher_key
 
@@ -267,7 +261,7 @@ def test_cached_features_keep_the_geometric_keypoints(tmp_path):
     geometric = matcher.load("siamfc_pixels", overrides=["inference.match.geometric=true"])
     assert matcher_key(plain) != matcher_key(geometric)  # cached features never mix
     image = block_image("gk", size=128)
-    with Catalog(tmp_path / "cat", matcher=geometric) as cat:
+    with Catalog(catalog_location, matcher=geometric) as cat:
         cat.add("gk", image, box=(8, 8, 120, 120))
         feats = cat.template_features("gk")
         direct = geometric.encode_reference(matcher.Reference.from_image(image, (8, 8, 120, 120)))

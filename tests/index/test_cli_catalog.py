@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,9 +38,9 @@ def files(tmp_path):
     return tmp_path, box
 
 
-def test_import_list_search_rm_info(files, capsys):
+def test_import_list_search_rm_info(files, capsys, catalog_location, backend):
     root, box = files
-    cat = str(root / "cat")
+    cat = catalog_location
     code, out, err = run(capsys, "catalog", "import", str(root / "photos"), "--catalog", cat)
     assert code == 0, err
     assert "imported 3 products" in out
@@ -96,13 +97,14 @@ def test_import_list_search_rm_info(files, capsys):
     code, out, _ = run(capsys, "catalog", "info", "--verify", "--catalog", cat)
     info = json.loads(out)
     assert info["products"] == 3 and info["verify"]["consistent"] is True
+    assert info["backend"] == backend and info["path"] == cat
     code, out, _ = run(capsys, "catalog", "rebuild", "--factory", "HNSW32", "--catalog", cat)
     assert code == 0 and "HNSW32" in out
 
 
-def test_import_skips_existing(files, capsys):
+def test_import_skips_existing(files, capsys, catalog_location):
     root, _ = files
-    cat = str(root / "cat")
+    cat = catalog_location
     assert run(capsys, "catalog", "import", str(root / "photos"), "--catalog", cat)[0] == 0
     code, _, err = run(capsys, "catalog", "import", str(root / "photos"), "--catalog", cat)
     assert code == 2 and "already in the catalog" in err
@@ -112,11 +114,11 @@ def test_import_skips_existing(files, capsys):
     assert code == 0 and "imported 0 products" in out
 
 
-def test_import_a_synthetic_dataset(tmp_path, capsys):
+def test_import_a_synthetic_dataset(tmp_path, capsys, catalog_location):
     from trainers.data.synth import generate
 
     data = generate(tmp_path / "synth", num_products=3, num_scenes=1, seed=0, workers=1)
-    cat = str(tmp_path / "cat")
+    cat = catalog_location
     code, out, err = run(capsys, "catalog", "import", str(data), "--catalog", cat)
     assert code == 0 and "imported 3 products" in out, err
     code, out, _ = run(capsys, "catalog", "list", "--json", "--catalog", cat)
@@ -125,27 +127,13 @@ def test_import_a_synthetic_dataset(tmp_path, capsys):
     assert {"name", "family", "category"} <= set(products[0]["metadata"])
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["rm", "ghost"], "no product 'ghost'"),
-        (["add", "x y", "IMG"], "invalid product id"),
-        (["add", "p", "IMG", "--metadata", "[1, 2]"], "JSON object"),
-        (["add", "p", "IMG", "--metadata", "{bad"], "not valid JSON"),
-        (["add", "p", "IMG", "--box", "0,0,5000,10"], "outside"),
-        (["add", "p", "THIN"], "aspect ratio 5000:1 is over the limit"),
-        (["add", "p", "IMG", "--metadata", '{"a":' * 5000 + "1" + "}" * 5000], "nested"),
-        (["add", "p", "IMG", "--metadata", '{"a":' * 40 + "1" + "}" * 40], "nested more than 32"),
-        (["add", "p", "NOFILE"], "does not exist"),
-        (["info"], "no catalog"),
-        (["search", "IMG", "-k", "0"], "k must be"),
-        (["import", "NOFILE"], "not a folder"),
-    ],
-)
-def test_errors_print_one_line_and_exit_2(files, capsys, args, message):
-    root, _ = files
+def _one_line_error(
+    root: Path, capsys: pytest.CaptureFixture[str], cat: str, args: list[str], message: str
+) -> None:
+    """``siammatch catalog ARGS --catalog CAT`` exits with status 2 and one error line
+    holding ``message`` (IMG, NOFILE and THIN stand for an image, a missing file and a
+    5000x1 image; ``rm`` and ``search`` run on a catalog holding one product)."""
     image = str(root / "photos" / "coffee.png")
-    cat = str(root / "cat")
     if args[0] in ("rm", "search"):
         assert run(capsys, "catalog", "add", "seed", image, "--catalog", cat)[0] == 0
     thin = root / "thin.png"
@@ -157,3 +145,36 @@ def test_errors_print_one_line_and_exit_2(files, capsys, args, message):
     assert out == "" or args[0] in ("rm", "search")
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("siammatch: error:") and message in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["rm", "ghost"], "no product 'ghost'"),
+        (["add", "p", "IMG", "--box", "0,0,5000,10"], "outside"),
+        (["info"], "no catalog"),
+        (["search", "IMG", "-k", "0"], "k must be"),
+    ],
+)
+def test_catalog_errors_print_one_line_and_exit_2(files, capsys, catalog_location, args, message):
+    _one_line_error(files[0], capsys, catalog_location, args, message)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["add", "x y", "IMG"], "invalid product id"),
+        (["add", "p", "IMG", "--metadata", "[1, 2]"], "JSON object"),
+        (["add", "p", "IMG", "--metadata", "{bad"], "not valid JSON"),
+        (["add", "p", "THIN"], "aspect ratio 5000:1 is over the limit"),
+        (["add", "p", "IMG", "--metadata", '{"a":' * 5000 + "1" + "}" * 5000], "nested"),
+        (["add", "p", "IMG", "--metadata", '{"a":' * 40 + "1" + "}" * 40], "nested more than 32"),
+        (["add", "p", "NOFILE"], "does not exist"),
+        (["import", "NOFILE"], "not a folder"),
+    ],
+)
+def test_argument_errors_are_caught_before_the_catalog_opens(files, capsys, args, message):
+    """Refused before any catalog is opened (so a folder catalog: no folder is made)."""
+    root = files[0]
+    _one_line_error(root, capsys, str(root / "cat"), args, message)
+    assert not (root / "cat").exists()

@@ -1,4 +1,5 @@
-"""Concurrent use: threads of one process, and several processes on one catalog folder.
+"""Concurrent use: threads of one process, and several processes on one catalog (a folder,
+or a PostgreSQL database whose processes share this machine's index cache).
 
 Writers are fresh interpreters (``subprocess``): a ``fork`` of this process would hang
 in faiss once OpenMP has run here.
@@ -14,14 +15,16 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from index.catalog import Catalog
-from tests.index.conftest import block_image
+from tests.index.conftest import block_image, soon
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_threads_add_delete_and_search_at_once(tmp_path):
-    cat = Catalog(tmp_path / "cat", factory="IVF4,Flat", min_train_size=30)
+def test_threads_add_delete_and_search_at_once(catalog_location):
+    cat = Catalog(catalog_location, factory="IVF4,Flat", min_train_size=30)
     errors: list[BaseException] = []
     deleted: list[str] = []
     added: list[str] = []
@@ -89,7 +92,8 @@ def test_threads_add_delete_and_search_at_once(tmp_path):
     assert len(added) == 60
     report = cat.verify()
     assert report["consistent"] and report["products"] == 45, report
-    assert cat.info()["index"]["state"] == "ready"  # trained while the threads ran
+    # trained while the threads ran (or, by a follower thread, a moment later)
+    soon(cat, lambda: cat.info()["index"]["state"] == "ready")
     xq = cat.embed([block_image(p, size=24) for p in sorted(expected)])
     assert [h[0].product_id for h in cat.search_vectors(xq, k=1)] == sorted(expected)
     cat.close()
@@ -97,6 +101,8 @@ def test_threads_add_delete_and_search_at_once(tmp_path):
 
 WRITER = """
 import sys
+import pytest
+
 from index.catalog import Catalog
 from tests.index.conftest import block_image
 cat = Catalog(sys.argv[1])
@@ -111,14 +117,14 @@ print("done", flush=True)
 """
 
 
-def test_two_processes_share_a_catalog(tmp_path):
-    path = tmp_path / "cat"
-    reader = Catalog(path, factory="HNSW32")  # opened before the writers start
+@pytest.mark.slow
+def test_two_processes_share_a_catalog(catalog_location):
+    reader = Catalog(catalog_location, factory="HNSW32")  # opened before the writers start
     reader.add("parent", block_image("parent", size=24))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     writers = [
         subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(path), name],
+            [sys.executable, "-c", WRITER, catalog_location, name],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
@@ -148,5 +154,5 @@ def test_two_processes_share_a_catalog(tmp_path):
     assert [h[0].product_id for h in reader.search_vectors(xq, k=1)] == sorted(expected)
     assert "a-02" not in reader and "b-06" not in reader
     reader.close()
-    with Catalog(path, create=False) as again:
+    with Catalog(catalog_location, create=False) as again:
         assert again.verify()["consistent"] and len(again) == len(expected)

@@ -1,5 +1,6 @@
 """Crash safety: a writer killed with SIGKILL at random moments loses no acknowledged
-write, and the catalog reopens consistent without repair.
+write, and the catalog (a folder, or a PostgreSQL database and this machine's index cache)
+reopens consistent without repair.
 
 The writer is a fresh interpreter (``subprocess``), never a ``fork`` of this process:
 after OpenMP has run here, faiss calls in a forked child hang.
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from index.catalog import Catalog
 from tests.index.conftest import block_image
@@ -53,11 +55,11 @@ def _reader(stream, lines: queue.Queue) -> None:
     lines.put(None)
 
 
-def _run_and_kill(path: Path, start: int, acks: int, extra_delay: float) -> list[str]:
+def _run_and_kill(location: str, start: int, acks: int, extra_delay: float) -> list[str]:
     """Start a writer, let it acknowledge ``acks`` writes, wait ``extra_delay`` s, SIGKILL."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(path), str(start)],
+        [sys.executable, "-c", WRITER, location, str(start)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -86,21 +88,23 @@ def _run_and_kill(path: Path, start: int, acks: int, extra_delay: float) -> list
     return got
 
 
-def test_kill_9_loses_no_acknowledged_write(tmp_path):
-    path = tmp_path / "cat"
+@pytest.mark.slow
+def test_kill_9_loses_no_acknowledged_write(catalog_location):
     rng = np.random.default_rng(2024)
     added: set[str] = set()
     deleted: set[str] = set()
     for round_ in range(4):
         acks = int(rng.integers(4, 16))
-        lines = _run_and_kill(path, 1000 * round_, acks, float(rng.uniform(0.0, 0.25)))
+        lines = _run_and_kill(catalog_location, 1000 * round_, acks, float(rng.uniform(0.0, 0.25)))
         for line in lines:
             op, _, pid = line.partition(" ")
             if op == "add":
                 added.add(pid)
             elif op == "del":
                 deleted.add(pid)
-        with Catalog(path, create=False, factory=FACTORY, min_train_size=MIN_TRAIN) as cat:
+        with Catalog(
+            catalog_location, create=False, factory=FACTORY, min_train_size=MIN_TRAIN
+        ) as cat:
             report = cat.verify()
             assert report["consistent"], report
             # A delete in flight at the kill (its product's successor acknowledged, the
@@ -123,5 +127,5 @@ def test_kill_9_loses_no_acknowledged_write(tmp_path):
                 assert hits[0].score > 0.999
                 assert cat.get(pid).metadata == {"i": int(pid[1:])}
     assert len(added) >= 16
-    with Catalog(path, create=False) as cat:
+    with Catalog(catalog_location, create=False) as cat:
         assert cat.info()["index"]["state"] == "ready"  # it trained along the way

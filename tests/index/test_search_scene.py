@@ -11,15 +11,20 @@ import matcher
 from index.catalog import Catalog
 from index.search import SceneHit, scene_views, search_scene
 from matcher.errors import InvalidArgumentError
+from tests.conftest import BACKENDS
 from tests.helpers import clutter_scene, iou, paste, product_image
+from tests.index.conftest import new_location
 
 PRODUCTS = ("astronaut", "coffee", "rocket", "chelsea")
 
 
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+@pytest.fixture(scope="module", params=BACKENDS)
+def setup(request, tmp_path_factory):
+    """A catalog of the four products on each backend, shared by the module's tests."""
     m = matcher.load("siamfc_pixels")
-    cat = Catalog(tmp_path_factory.mktemp("scene") / "cat", matcher=m)
+    root = tmp_path_factory.mktemp("scene")
+    location = new_location(request, request.param, root / "cat")
+    cat = Catalog(location, matcher=m, index_cache=root / "index-cache")
     for name in PRODUCTS:
         cat.add(name, product_image(name), metadata={"name": name.title()})
     yield cat, m
@@ -88,13 +93,15 @@ def test_argument_checks(setup):
         search_scene(cat, m, scene, score_threshold=2.0)
 
 
-def test_empty_catalog(tmp_path):
+def test_empty_catalog(catalog_location):
     m = matcher.load("siamfc_pixels")
-    with Catalog(tmp_path / "empty", matcher=m) as cat:
+    with Catalog(catalog_location, matcher=m) as cat:
         assert search_scene(cat, m, clutter_scene(120, 160, seed=1)) == []
 
 
-def test_the_default_matcher_finds_a_catalog_product_on_a_synthetic_shelf(tmp_path):
+def test_the_default_matcher_finds_a_catalog_product_on_a_synthetic_shelf(
+    tmp_path, catalog_location
+):
     """The shipped matcher (verified by the shipped embedder) behind a catalog of the
     generator's products, none of them seen in training: the scene's most visible product
     is among the hits with a box on one of its instances."""
@@ -104,7 +111,7 @@ def test_the_default_matcher_finds_a_catalog_product_on_a_synthetic_shelf(tmp_pa
     ref, scene, boxes = synthetic_shelf(tmp_path / "synth")
     m = matcher.load(DEFAULT_RECIPE)
     document = json.loads((ref.parent.parent / "annotations.json").read_text())
-    with Catalog(tmp_path / "cat", matcher=m) as cat:
+    with Catalog(catalog_location, matcher=m) as cat:
         for product in document["products"]:
             cat.add(str(product["id"]), str(ref.parent.parent / product["catalog"]))
         hits = search_scene(cat, m, str(scene), k=5)
