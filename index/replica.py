@@ -67,8 +67,10 @@ class ChangeFollower:
             try:
                 if listener is None and self.listens:
                     listener = self.store.listener()
-                    self.listening = True
                 self.index.maintain()
+                # searches skip their own sync only once LISTEN runs and the index has
+                # applied everything committed before it began
+                self.listening = listener is not None
                 self.rounds += 1
                 if self.on_round is not None:
                     self.on_round()
