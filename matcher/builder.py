@@ -23,6 +23,7 @@ from matcher.inference.point_decoder import PointDecoder
 from matcher.inference.siammask_masks import InstanceMasker
 from matcher.inference.verify import Verifier
 from matcher.inference_config import DetectConfig, TrackConfig
+from matcher.inference_prep import prepare_for_inference
 from matcher.interface import Matcher
 from matcher.model_config import net_geometry
 from matcher.models.builders import (
@@ -198,18 +199,21 @@ def load_trained(
     device: str | torch.device = "cpu",
     overrides: list[str] | None = None,
     hint: str = "give its weights file",
+    prepare: bool = True,
 ) -> Matcher:
     """:func:`load`, refusing a matcher that would run untrained (:func:`runs_untrained`):
-    what every user-facing path (service, CLI, evaluation) loads.
+    what every user-facing path (service, CLI, evaluation) loads; its network is prepared
+    for inference (:func:`matcher.inference_prep.prepare_for_inference`) unless told not to.
 
     Args:
         hint: how the caller's user gives weights (ends the error message).
+        prepare: fold the network's batch norms (it can no longer be trained).
 
     Raises:
         ConfigError: the recipe has learnable parameters and neither ``weights`` nor
             shipped weights; and everything :func:`load` raises.
     """
-    m = load(recipe, weights, device=device, overrides=overrides)
+    m = load(recipe, weights, device=device, overrides=overrides, prepare=prepare)
     if runs_untrained(m, weights):
         raise ConfigError(f"recipe {m.name!r} needs trained weights: {hint}")
     return m
@@ -221,6 +225,7 @@ def load(
     *,
     device: str | torch.device = "cpu",
     overrides: list[str] | None = None,
+    prepare: bool = False,
 ) -> Matcher:
     """Build a matcher and load its weights.
 
@@ -236,6 +241,9 @@ def load(
             (useful only for tests and benchmarks).
         device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
         overrides: ``key=value`` recipe overrides.
+        prepare: prepare the network for inference once loaded: batch norms folded into
+            the convolutions before them (exact to float rounding, faster; the network
+            can then no longer be trained). :func:`load_trained` does it by default.
 
     Returns:
         The matcher (``match``, ``match_many``, ``encode_reference``, ``tracker``).
@@ -272,12 +280,14 @@ def load(
     if weights is None:
         if any(p.numel() for p in matcher.net.parameters()):
             logger.warning("recipe %s: no weights given, the network is untrained", recipe_obj.name)
-        return matcher
-    load_weights(
-        matcher.net,
-        weights,
-        layout_name=recipe_obj.checkpoint_layout,
-        recipe_name=recipe_obj.name,
-    )
-    matcher.net.to(matcher.device).eval()
+    else:
+        load_weights(
+            matcher.net,
+            weights,
+            layout_name=recipe_obj.checkpoint_layout,
+            recipe_name=recipe_obj.name,
+        )
+        matcher.net.to(matcher.device).eval()
+    if prepare:
+        prepare_for_inference(matcher.net)
     return matcher

@@ -31,6 +31,8 @@ from torch.utils.data import DataLoader, Sampler
 
 from matcher.checkpoints.io import save_checkpoint
 from matcher.config import Recipe
+from matcher.errors import ConfigError
+from matcher.inference_prep import is_prepared
 from trainers.distributed import DistContext, mean_across
 from trainers.hooks import HookBase
 from trainers.schedule import LRSchedule
@@ -87,6 +89,11 @@ class Trainer:
         workers: int | None = None,
     ) -> None:
         cfg = recipe.train
+        if is_prepared(task.net):
+            raise ConfigError(
+                "this network was prepared for inference (batch norms folded); train a "
+                "network from matcher.build or matcher.load(..., prepare=False)"
+            )
         self.recipe = recipe
         self.family = recipe.family
         self.task = task

@@ -10,6 +10,8 @@ are computed by our code and compared.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -34,6 +36,13 @@ PYSOT = {
     "siamrpn_mobilev2_l234_dwxcorr": "siamrpnpp_mobilenetv2",
     "siamrpn_r50_l234_dwxcorr": "siamrpnpp_r50",
 }
+
+
+@pytest.fixture(autouse=True)
+def _inference_path(prepared, monkeypatch):
+    """Every check here runs on the network as loaded and as prepared for inference."""
+    if prepared:
+        monkeypatch.setattr(matcher, "load", functools.partial(matcher.load, prepare=True))
 
 
 @pytest.fixture(scope="module")

@@ -28,10 +28,10 @@ def io():
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
+def model(tmp_path_factory, prepared):
     path = tmp_path_factory.mktemp("siammask") / "model.pth"
     torch.save(dequantised_weights(FIXTURE), path)
-    return matcher.load("siammask_r50", path)
+    return matcher.load("siammask_r50", path, prepare=prepared)
 
 
 def test_recipe_hyper_parameters(io):

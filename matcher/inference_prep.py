@@ -1,0 +1,97 @@
+"""Preparing a network for inference: batch norms folded into the convolutions before them.
+
+At inference a ``BatchNorm2d`` is a fixed per-channel affine map, so a convolution followed
+only by one can absorb it (``w' = w * g / sqrt(v + eps)``, ``b' = (b - m) * g /
+sqrt(v + eps) + beta``) and the norm becomes an identity: one pass over the feature map
+less per pair, exact to float rounding. :func:`prepare_for_inference` finds the pairs by
+tracing each sub-network with ``torch.fx`` (a sub-network that cannot be traced is
+searched child by child), folds them in place — the module tree, its attributes and the
+other modules' names stay as they were — and marks the network, which the trainer then
+refuses: a folded network has no batch statistics left to train.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import fx, nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+logger = logging.getLogger(__name__)
+
+#: Attribute set on a network :func:`prepare_for_inference` changed.
+PREPARED = "inference_prepared"
+
+
+def prepare_for_inference(net: nn.Module) -> int:
+    """Fold every convolution → batch-norm pair of ``net`` (put in eval mode) in place.
+
+    Returns:
+        The number of batch norms folded.
+    """
+    net.eval()
+    folded = _fold_tree(net, top=True)
+    setattr(net, PREPARED, True)
+    logger.debug("folded %d batch norms of %s", folded, type(net).__name__)
+    return folded
+
+
+def is_prepared(net: nn.Module) -> bool:
+    """Whether :func:`prepare_for_inference` changed ``net``."""
+    return bool(getattr(net, PREPARED, False))
+
+
+def _fold_tree(module: nn.Module, *, top: bool = False) -> int:
+    if not any(isinstance(m, nn.BatchNorm2d) for m in module.modules()):
+        return 0
+    if not top:
+        graph = _trace(module)
+        if graph is not None:
+            return _fold_graph(module, graph)
+    return sum(_fold_tree(child) for child in module.children())
+
+
+def _trace(module: nn.Module) -> fx.Graph | None:
+    try:
+        return fx.Tracer().trace(module)
+    except Exception as exc:  # data-dependent control flow and the like: search the children
+        logger.debug("not traceable (%s): %s", type(module).__name__, exc)
+        return None
+
+
+def _fold_graph(module: nn.Module, graph: fx.Graph) -> int:
+    modules = dict(module.named_modules())
+    calls: dict[str, int] = {}
+    for node in graph.nodes:
+        if node.op == "call_module":
+            calls[node.target] = calls.get(node.target, 0) + 1
+    folded = 0
+    for node in graph.nodes:
+        if node.op != "call_module" or not isinstance(modules.get(node.target), nn.BatchNorm2d):
+            continue
+        source = node.args[0] if node.args else None
+        if not (
+            isinstance(source, fx.Node)
+            and source.op == "call_module"
+            and isinstance(modules.get(source.target), nn.Conv2d)
+            and len(source.users) == 1
+            and calls[source.target] == 1
+            and calls[node.target] == 1
+        ):
+            continue
+        conv, norm = modules[source.target], modules[node.target]
+        if not norm.track_running_stats or norm.running_mean is None:
+            continue
+        with torch.no_grad():
+            fused = fuse_conv_bn_eval(conv.eval(), norm.eval())
+        _replace(module, source.target, fused)
+        _replace(module, node.target, nn.Identity())
+        folded += 1
+    return folded
+
+
+def _replace(root: nn.Module, path: str, new: nn.Module) -> None:
+    parent_path, _, name = path.rpartition(".")
+    parent = root.get_submodule(parent_path) if parent_path else root
+    setattr(parent, name, new)

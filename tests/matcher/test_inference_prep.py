@@ -1,0 +1,111 @@
+"""Preparing a network for inference: batch norms folded exactly, nothing else touched."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import matcher
+from matcher.errors import ConfigError
+from matcher.inference_prep import is_prepared, prepare_for_inference
+
+#: One recipe per backbone family with batch norms.
+RECIPES = [
+    "siamrpnpp_alexnet",
+    "siamrpnpp_mobilenetv2",
+    "siamrpnpp_r50",
+    "siammask_r50",
+    "siamfcpp_googlenet",
+    "siamfc_alexnet",
+]
+
+
+def _batch_norms(net: nn.Module) -> int:
+    return sum(isinstance(m, nn.BatchNorm2d) for m in net.modules())
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_every_batch_norm_is_folded_and_the_outputs_stay(recipe):
+    torch.manual_seed(0)
+    plain = matcher.load(recipe)
+    for module in plain.net.modules():  # running statistics far from the identity
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+    folded = matcher.load(recipe)
+    folded.net.load_state_dict(plain.net.state_dict())
+    before = _batch_norms(folded.net)
+    assert before > 0
+    assert prepare_for_inference(folded.net) == before
+    assert _batch_norms(folded.net) == 0 and is_prepared(folded.net)
+    assert type(folded.net.backbone) is type(plain.net.backbone)  # modules stay in place
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 255, (300, 360, 3), dtype=np.uint8)
+    box = (120, 100, 220, 190)
+    trackers = [m.tracker() for m in (plain, folded)]
+    for tracker in trackers:
+        tracker.init(frame, box)
+    for step in range(3):
+        shifted = np.roll(frame, 4 * (step + 1), axis=1)
+        a, b = (t.track(shifted) for t in trackers)
+        assert np.isfinite(a.box).all() and np.isfinite(a.score)
+        np.testing.assert_allclose(a.box, b.box, rtol=0, atol=1e-3)
+        assert a.score == pytest.approx(b.score, abs=1e-5)
+
+
+def test_only_a_convolution_used_once_absorbs_its_norm():
+    class Shared(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+            self.norm = nn.BatchNorm2d(4)
+            self.twice = nn.Conv2d(4, 4, 1)
+            self.after = nn.BatchNorm2d(4)
+            self.alone = nn.BatchNorm2d(4)  # follows a pooling, not a convolution
+
+        def forward(self, x):
+            x = self.norm(self.conv(x))
+            x = self.after(self.twice(x)) + self.twice(x)
+            return self.alone(torch.relu(x))
+
+    class Holder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = Shared()
+
+    net = Holder().eval()
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+    x = torch.randn(2, 3, 16, 16)
+    expected = net.body(x)
+    assert prepare_for_inference(net) == 1
+    assert isinstance(net.body.norm, nn.Identity)
+    assert isinstance(net.body.after, nn.BatchNorm2d) and isinstance(net.body.alone, nn.BatchNorm2d)
+    torch.testing.assert_close(net.body(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_load_trained_prepares_and_the_trainer_refuses_a_prepared_network(tmp_path):
+    from trainers.loop import Trainer
+
+    m = matcher.load_trained("siamfc_pixels")  # no learnable weights: loads untrained
+    assert is_prepared(m.net)
+    assert not is_prepared(matcher.load("siamrpnpp_alexnet").net)
+
+    class Task:
+        net = matcher.load("siamrpnpp_alexnet", prepare=True).net
+
+    with pytest.raises(ConfigError, match="prepared for inference"):
+        Trainer(
+            recipe=matcher.load_recipe("siamrpnpp_alexnet"),
+            task=Task(),
+            train_data=None,
+            val_data=None,
+            ctx=None,
+            out_dir=tmp_path,
+        )
