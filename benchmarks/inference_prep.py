@@ -1,12 +1,11 @@
 """Batch norms folded at load: the network as loaded vs prepared for inference.
 
-``matcher.load_trained`` (the service, the CLI, the evaluations) prepares every network
-for inference: each convolution followed only by a batch norm absorbs it
-(:mod:`matcher.inference_prep`). This script measures what that buys, per recipe, on the
-workload of ``benchmarks/matcher_latency.py`` (the coffee product, the 640x480 cluttered
-scene, untrained weights): the tracker step and a match, each the median of ``--repeats``
-runs after a warm-up, the two networks (same weights) run alternately so both see the same
-machine load.
+``matcher.load(..., prepare=True)`` prepares a network for inference: each convolution
+followed only by a batch norm absorbs it (:mod:`matcher.inference_prep`). This script
+measures what that buys, per recipe, on the workload of ``benchmarks/matcher_latency.py``
+(the coffee product, the 640x480 cluttered scene, untrained weights): the tracker step and
+a match, each the median of ``--repeats`` runs after a warm-up, the two networks (same
+weights) run alternately so both see the same machine load.
 
     python benchmarks/inference_prep.py [--recipes a,b] [--repeats N] [--threads N]
 

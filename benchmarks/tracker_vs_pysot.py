@@ -6,7 +6,7 @@ with seeded random weights, its batch-norm statistics set from one pass over cro
 sequence (a random ResNet-50's boxes overflow otherwise), saved as PySOT saves a model and
 loaded into our recipe (``siamrpnpp_alexnet``, ``_mobilenetv2``, ``_r50``) with
 ``matcher.load(recipe, weights=..., prepare=True)``: the published-checkpoint loader, the
-network prepared for inference as ``matcher.load_trained`` serves it (``--as-loaded``:
+network prepared for inference (batch norms folded; ``--as-loaded``:
 unprepared). Both trackers start on the same frame and box of one synthetic 640x480
 sequence (a textured 80x64 target moving a few pixels per frame), track untimed warm-up
 frames, then the timed ones, the two ``track`` calls interleaved in alternating order.
@@ -344,7 +344,7 @@ def main() -> None:
         "--as-loaded",
         action="store_true",
         help="time our network as loaded, not prepared for inference (batch norms folded, "
-        "what matcher.load_trained serves)",
+        "load(..., prepare=True))",
     )
     args = parser.parse_args()
     try:

@@ -262,7 +262,27 @@ class Catalog(CatalogFolder):
         """
         self._check()
         check_int("k", k, 1, MAX_K)
-        return self.search_vectors(self.embed([load_image(image)]), k=k)[0]
+        return self.search_images([load_image(image)], k=k)[0]
+
+    def search_images(self, images: list[ImageLike], *, k: int) -> list[list[Hit]]:
+        """Embed ``images`` and return each one's top-``k`` products. When another process
+        replaces the catalog's embedder between the two steps (the follower switches this
+        process's index meanwhile), the images are embedded again with the new one.
+
+        Raises:
+            InvalidImageError: unreadable image.
+            InvalidArgumentError: ``k`` out of range.
+            CatalogError: the embedder kept changing.
+        """
+        for _attempt in range(3):
+            xq = self.embed(images)
+            if xq.shape[1] == self._index.dim:
+                try:
+                    return self.search_vectors(xq, k=k)
+                except InvalidArgumentError:
+                    if xq.shape[1] == self._index.dim:
+                        raise  # not a switch of embedders
+        raise CatalogError("the catalog's embedder keeps changing; try again")
 
     def embed(self, images: list[ImageLike]) -> np.ndarray:
         """Embed query images with the catalog's current embedder (after a sync, or with a

@@ -134,9 +134,9 @@ def search_scene(
     if candidates < k:
         raise InvalidArgumentError(f"candidates ({candidates}) must be at least k ({k})")
     image = load_image(scene)
-    xq = catalog.embed(scene_views(image, tiles=tiles))
+    views = scene_views(image, tiles=tiles)
     best: dict[str, float] = {}
-    for hits in catalog.search_vectors(xq, k=candidates):
+    for hits in catalog.search_images(views, k=candidates):
         for hit in hits:
             best[hit.product_id] = max(hit.score, best.get(hit.product_id, -np.inf))
     ranked = sorted(best, key=lambda pid: (-best[pid], pid))[:candidates]
@@ -176,6 +176,6 @@ def search_scene(
             )
         )
     logger.debug(
-        "scene search: %d views, %d candidates, %d verified", len(xq), len(ids), len(found)
+        "scene search: %d views, %d candidates, %d verified", len(views), len(ids), len(found)
     )
     return out

@@ -199,15 +199,16 @@ def load_trained(
     device: str | torch.device = "cpu",
     overrides: list[str] | None = None,
     hint: str = "give its weights file",
-    prepare: bool = True,
+    prepare: bool = False,
 ) -> Matcher:
     """:func:`load`, refusing a matcher that would run untrained (:func:`runs_untrained`):
-    what every user-facing path (service, CLI, evaluation) loads; its network is prepared
-    for inference (:func:`matcher.inference_prep.prepare_for_inference`) unless told not to.
+    what every user-facing path (service, CLI, evaluation) loads.
 
     Args:
         hint: how the caller's user gives weights (ends the error message).
-        prepare: fold the network's batch norms (it can no longer be trained).
+        prepare: fold the network's batch norms
+            (:func:`matcher.inference_prep.prepare_for_inference`; it can then no longer be
+            trained). Not yet the default of the served paths.
 
     Raises:
         ConfigError: the recipe has learnable parameters and neither ``weights`` nor
@@ -243,7 +244,7 @@ def load(
         overrides: ``key=value`` recipe overrides.
         prepare: prepare the network for inference once loaded: batch norms folded into
             the convolutions before them (exact to float rounding, faster; the network
-            can then no longer be trained). :func:`load_trained` does it by default.
+            can then no longer be trained).
 
     Returns:
         The matcher (``match``, ``match_many``, ``encode_reference``, ``tracker``).

@@ -8,6 +8,5 @@ import pytest
 @pytest.fixture(scope="module", params=[False, True], ids=["as_loaded", "prepared"])
 def prepared(request) -> bool:
     """Both inference paths that ship: the network as loaded (``matcher.load``), and
-    prepared for inference with its batch norms folded (``prepare=True``, what
-    ``matcher.load_trained`` gives the service, the CLI and the evaluations)."""
+    prepared for inference with its batch norms folded (``prepare=True``)."""
     return request.param

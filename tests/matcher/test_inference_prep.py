@@ -93,8 +93,9 @@ def test_only_a_convolution_used_once_absorbs_its_norm():
 def test_load_trained_prepares_and_the_trainer_refuses_a_prepared_network(tmp_path):
     from trainers.loop import Trainer
 
-    m = matcher.load_trained("siamfc_pixels")  # no learnable weights: loads untrained
+    m = matcher.load_trained("siamfc_pixels", prepare=True)  # no weights to learn
     assert is_prepared(m.net)
+    assert not is_prepared(matcher.load_trained("siamfc_pixels").net)
     assert not is_prepared(matcher.load("siamrpnpp_alexnet").net)
 
     class Task:
@@ -108,4 +109,25 @@ def test_load_trained_prepares_and_the_trainer_refuses_a_prepared_network(tmp_pa
             val_data=None,
             ctx=None,
             out_dir=tmp_path,
+        )
+
+
+def test_match_many_runs_the_folded_rpn_heads_alike():
+    """The depth-wise heads' channel-major path reads the batch norm: folded, it reads the
+    convolution's bias instead."""
+    plain = matcher.load("siamrpnpp_alexnet")
+    folded = matcher.load("siamrpnpp_alexnet")
+    folded.net.load_state_dict(plain.net.state_dict())
+    prepare_for_inference(folded.net)
+    rng = np.random.default_rng(1)
+    scene = rng.integers(0, 255, (160, 200, 3), dtype=np.uint8)
+    reference = matcher.Reference.from_image(scene[40:120, 60:140].copy())
+    results = []
+    for m in (plain, folded):
+        feats = m.encode_reference(reference)
+        results.append(m.match_many([feats, feats], scene, score_threshold=0.0))
+    for a, b in zip(*results, strict=True):
+        assert len(a.instances) == len(b.instances) > 0
+        np.testing.assert_allclose(
+            [i.box for i in a.instances], [i.box for i in b.instances], atol=1e-2
         )

@@ -79,8 +79,14 @@ def _head_channel_major(head: nn.Sequential, feature: torch.Tensor) -> torch.Ten
     """
     conv0, bn, _, conv1 = head
     c, k, h, w = feature.shape
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    shift = bn.bias - bn.running_mean * scale
+    if isinstance(bn, nn.BatchNorm2d):
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        shift = bn.bias - bn.running_mean * scale
+        if conv0.bias is not None:
+            shift = shift + conv0.bias * scale
+    else:  # folded into conv0 (matcher.inference_prep)
+        scale = torch.ones_like(conv0.bias)
+        shift = conv0.bias
     w0 = conv0.weight.reshape(conv0.out_channels, c) * scale[:, None]
     hidden = torch.addmm(shift[:, None], w0, feature.reshape(c, -1)).relu_()
     w1 = conv1.weight.reshape(conv1.out_channels, conv1.in_channels)
