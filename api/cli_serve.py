@@ -125,7 +125,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     extra = _parse_extra(args.extra_recipe, UsageError)
     matchers, default = _load_matchers(recipe, args, extra)
     catalog_dir: str | None = None
-    index_cache = args.index_cache or os.environ.get("SIAMMATCH_INDEX_CACHE")
+    from index.location import INDEX_CACHE_ENV
+
+    index_cache = args.index_cache or os.environ.get(INDEX_CACHE_ENV)
     if index_cache:
         index_cache = os.path.abspath(index_cache)
     if not args.no_catalog:

@@ -94,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     import faiss
 
     from benchmarks.catalog import clustered
+    from index.backend import open_store
     from index.catalog import Catalog
-    from index.migrate import open_store
     from matcher.embedder import EmbedderSpec, build_embedder
     from tests.pg_cluster import PgCluster
 
@@ -114,10 +114,10 @@ def main(argv: list[str] | None = None) -> int:
         early = Catalog(url, index_cache=work / "early", follow=False)  # replica at change 0
         early.close()
 
-        sqlite_store = open_store(folder, create=False)
+        sqlite_store = open_store(folder, create=False, image_store=None)
         sqlite_s = fill(sqlite_store, xb, chunk=args.chunk, progress="sqlite import")
         sqlite_store.close()
-        pg_store = open_store(url, create=False)
+        pg_store = open_store(url, create=False, image_store=None)
         pg_s = fill(pg_store, xb, chunk=args.chunk, progress="postgresql import")
         pg_store.close()
         rows.append(("import, embedded SQLite (products/s)", f"{args.n / sqlite_s:,.0f}"))

@@ -13,14 +13,20 @@ earlier one.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable, Iterator
-from typing import Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from index.change_log import Change
+from index.location import is_database_url
 from index.product_rows import NewProduct, ProductRow
 from matcher.errors import DuplicateProductError
+
+if TYPE_CHECKING:
+    from index.image_store import ImageStore
 
 logger = logging.getLogger(__name__)
 
@@ -78,3 +84,23 @@ def duplicate_error(store: CatalogBackend, items: list[NewProduct]) -> Duplicate
     return DuplicateProductError(
         f"product {taken[0] if taken else '?'!r} is already in the catalog"
     )
+
+
+def open_store(
+    location: str | os.PathLike, *, create: bool, image_store: ImageStore | None
+) -> CatalogBackend:
+    """The catalog database at ``location``: a folder's SQLite file (the folder is made) or
+    a PostgreSQL database (``image_store``: where its new reference images go). The caller
+    has checked the location (:func:`index.location.catalog_location_problem`).
+
+    Raises:
+        CatalogError: no catalog there (without ``create``), or an unusable database.
+    """
+    from index.pg_store import PostgresStore
+    from index.store import CatalogStore
+
+    if is_database_url(location):
+        return PostgresStore(os.fspath(location), create=create, image_store=image_store)
+    folder = Path(location)
+    folder.mkdir(parents=True, exist_ok=True)
+    return CatalogStore(folder, create=create)

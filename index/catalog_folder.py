@@ -21,7 +21,7 @@ from typing import Any, Self
 import numpy as np
 import torch
 
-from index.backend import CatalogBackend
+from index.backend import open_store
 from index.embedder_store import (
     embedder_blobs,
     embedder_settings,
@@ -37,9 +37,7 @@ from index.location import (
     is_database_url,
     redact_url,
 )
-from index.pg_store import PostgresStore
 from index.replica import ChangeFollower
-from index.store import CatalogStore
 from index.synced_index import INDEX_NAME, SyncedIndex
 from index.templates import TemplateCache
 from matcher.embedder import (
@@ -97,14 +95,11 @@ class CatalogFolder:
         self._follower: ChangeFollower | None = None
         self.follow_hooks: list[Callable[[dict[str, Any]], None]] = []
         self._names: dict[int, str] = {}
-        self._store: CatalogBackend
-        if self.database:
-            self._store = PostgresStore(
-                os.fspath(path), create=create, image_store=image_store_from(image_store)
-            )
-        else:
-            self.path.mkdir(parents=True, exist_ok=True)
-            self._store = CatalogStore(self.path, create=create)
+        self._store = open_store(
+            path,
+            create=create,
+            image_store=image_store_from(image_store) if self.database else None,
+        )
         self._templates = TemplateCache(self._store, size=TEMPLATE_CACHE_SIZE)
         follow = self.database if follow is None else follow
         try:

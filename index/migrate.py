@@ -17,9 +17,9 @@ import os
 import uuid as uuid_lib
 from dataclasses import dataclass
 
-from index.backend import CatalogBackend
+from index.backend import CatalogBackend, open_store
 from index.image_store import image_store_from
-from index.location import catalog_location_problem, is_database_url, redact_url
+from index.location import catalog_location_problem, redact_url
 from index.product_rows import NewProduct
 from matcher.errors import CatalogError, InvalidArgumentError
 
@@ -31,26 +31,6 @@ MIGRATION_KEY = "migration"
 SOURCE_KEY = "migrated_from"
 #: Settings not copied (the copy has its own identity).
 _OWN_KEYS = ("uuid", "created_at", MIGRATION_KEY, SOURCE_KEY)
-
-
-def open_store(location: str | os.PathLike, *, create: bool) -> CatalogBackend:
-    """The catalog database at ``location`` (a folder or a PostgreSQL URL).
-
-    Raises:
-        CatalogError: no catalog there (without ``create``), or an unusable location.
-    """
-    from pathlib import Path
-
-    from index.pg_store import PostgresStore
-    from index.store import CatalogStore
-
-    problem = catalog_location_problem(location, create=create)
-    if problem is not None:
-        raise CatalogError(problem)
-    if is_database_url(location):  # new images go to $SIAMMATCH_IMAGE_STORE when it is set
-        return PostgresStore(os.fspath(location), create=create, image_store=image_store_from(None))
-    Path(location).mkdir(parents=True, exist_ok=True)
-    return CatalogStore(Path(location), create=create)
 
 
 @dataclass(frozen=True)
@@ -92,14 +72,19 @@ def copy_catalog(
 
     if os.fspath(source) == os.fspath(target):
         raise InvalidArgumentError("--from and --to name the same catalog")
-    src = open_store(source, create=False)
+    for location, create in ((source, False), (target, True)):
+        problem = catalog_location_problem(location, create=create)
+        if problem is not None:
+            raise CatalogError(problem)
+    src = open_store(source, create=False, image_store=None)
     try:
         meta = src.meta()
         if "uuid" not in meta:
             raise CatalogError(f"no catalog at {redact_url(os.fspath(source))!r}")
         if meta.get(MIGRATION_KEY) == "incomplete":
             raise CatalogError(f"{src.location} is itself an unfinished copy; finish it first")
-        dst = open_store(target, create=True)
+        # new images go to $SIAMMATCH_IMAGE_STORE when it is set
+        dst = open_store(target, create=True, image_store=image_store_from(None))
         try:
             own_uuid = _start(dst, meta, _blobs(src))
             copied = 0

@@ -78,7 +78,7 @@ class PostgresDatabase:
             conn = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
         except psycopg.Error as exc:
             raise CatalogError(
-                f"catalog database {self.location}: cannot connect: {_first_line(exc)}"
+                f"catalog database {self.location}: cannot connect: {first_line(exc)}"
             ) from None
         conn.close()
 
@@ -103,7 +103,7 @@ class PostgresDatabase:
             raise
         except (psycopg.Error, psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed) as exc:
             raise CatalogError(
-                f"catalog database {self.location}: {what} failed: {_first_line(exc)}"
+                f"catalog database {self.location}: {what} failed: {first_line(exc)}"
             ) from exc
 
     @contextlib.contextmanager
@@ -131,6 +131,7 @@ class PostgresDatabase:
             return conn.execute(sql, params).fetchone()
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's message (psycopg's run over several)."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__

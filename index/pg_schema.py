@@ -19,7 +19,7 @@ import logging
 
 import psycopg
 
-from index.pg_db import MIGRATION_LOCK, SCHEMA, PostgresDatabase
+from index.pg_db import MIGRATION_LOCK, SCHEMA, PostgresDatabase, first_line
 from matcher.errors import CatalogError
 
 logger = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ def prepare_schema(db: PostgresDatabase, *, create: bool = True) -> None:
         version = schema_version(db)
     except CatalogError as exc:
         if isinstance(exc.__cause__, psycopg.errors.InsufficientPrivilege):
-            _refuse_role(db, f"may not read {S}.schema_version ({_first_line(exc.__cause__)})")
+            _refuse_role(db, f"may not read {S}.schema_version ({first_line(exc.__cause__)})")
         raise
     if version == 0 and not create:
         raise CatalogError(f"no catalog at {db.location!r}")
@@ -137,12 +137,12 @@ def _migrate(db: PostgresDatabase) -> None:
     except psycopg.errors.InsufficientPrivilege as exc:
         raise CatalogError(
             f"catalog database {db.location}: the role may not create the catalog's schema "
-            f"({str(exc).strip().splitlines()[0]}); let an owner of the database open it once, "
+            f"({first_line(exc)}); let an owner of the database open it once, "
             "or grant the role CREATE on the database"
         ) from None
     except psycopg.Error as exc:
         raise CatalogError(
-            f"catalog database {db.location}: migration failed: {str(exc).strip().splitlines()[0]}"
+            f"catalog database {db.location}: migration failed: {first_line(exc)}"
         ) from exc
 
 
@@ -166,8 +166,3 @@ def _refuse_role(db: PostgresDatabase, problem: str) -> None:
         f"catalog database {db.location}: role {user[0] if user else '?'!r} {problem}; grant "
         f"it USAGE on schema {S} and SELECT, INSERT, UPDATE and DELETE on its tables"
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

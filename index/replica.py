@@ -54,7 +54,6 @@ class ChangeFollower:
         self.poll = poll
         self.on_round = on_round
         self.listens = isinstance(store, PostgresStore)
-        self.rounds = 0
         self.listening = False
         self._stop = threading.Event()
         self._warned = 0.0
@@ -71,7 +70,6 @@ class ChangeFollower:
                 # searches skip their own sync only once LISTEN runs and the index has
                 # applied everything committed before it began
                 self.listening = listener is not None
-                self.rounds += 1
                 if self.on_round is not None:
                     self.on_round()
                 if listener is None:

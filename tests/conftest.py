@@ -60,8 +60,14 @@ def catalog_location(backend, tmp_path, monkeypatch, request) -> str:
     """Where this test's catalog lives: a new folder, or a new PostgreSQL database (dropped
     afterwards). Database catalogs keep their FAISS cache in the test's own folder."""
     monkeypatch.setenv("SIAMMATCH_INDEX_CACHE", str(tmp_path / "index-cache"))
+    return new_location(request, backend, tmp_path / "catalog")
+
+
+def new_location(request: pytest.FixtureRequest, backend: str, folder) -> str:
+    """A new catalog location on ``backend``: ``folder``, or a new database of the test
+    process's PostgreSQL server (dropped when ``request``'s fixture is torn down)."""
     if backend == "sqlite":
-        return str(tmp_path / "catalog")
+        return str(folder)
     cluster = request.getfixturevalue("pg_cluster")
     url = cluster.new_database()
     request.addfinalizer(lambda: cluster.drop_database(url))

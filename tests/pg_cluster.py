@@ -35,6 +35,11 @@ def server_bin() -> Path | None:
     return Path(initdb).parent if initdb else None
 
 
+def database_name(url: str) -> str:
+    """The database of a cluster URL (``postgresql:///<name>?host=...``)."""
+    return url.split("///", 1)[1].split("?", 1)[0]
+
+
 class PgCluster:
     """A PostgreSQL server on a temporary data folder (stop it with :meth:`stop`).
 
@@ -94,7 +99,7 @@ class PgCluster:
 
     def drop_database(self, url: str) -> None:
         """Drop the database of ``url`` (closing its connections)."""
-        name = url.split("///", 1)[1].split("?", 1)[0]
+        name = database_name(url)
         self.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def stop(self) -> None:

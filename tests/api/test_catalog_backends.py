@@ -20,7 +20,7 @@ import api.cli
 from index.catalog import Catalog
 from index.pg_schema import SCHEMA_VERSION
 from tests.api.http_helpers import upload
-from tests.pg_cluster import PgCluster
+from tests.pg_cluster import PgCluster, database_name
 
 #: Runs a test on the PostgreSQL backend only: its ``catalog_location`` is a new database.
 on_postgresql = pytest.mark.parametrize("backend", ["postgresql"])
@@ -31,14 +31,9 @@ PASSWORD = "Pa55-w0rd-never-shown"
 SERVE = ["serve", "--recipe", "siamfc_pixels", "--port", "8139"]
 
 
-def _database(url: str) -> str:
-    """The database name of a test cluster URL."""
-    return url.split("///", 1)[1].split("?", 1)[0]
-
-
 def _with_password(cluster: PgCluster, url: str) -> str:
     """``url`` with the superuser's name and :data:`PASSWORD` in it."""
-    name = _database(url)
+    name = database_name(url)
     return f"postgresql://{cluster.superuser}:{PASSWORD}@/{name}?host={cluster.socket_dir}"
 
 
@@ -86,7 +81,7 @@ def test_readyz_reports_the_database_and_its_replication_without_secrets(
     for secret in (
         PASSWORD,
         "postgresql:",
-        _database(catalog_location),
+        database_name(catalog_location),
         str(pg_cluster.socket_dir),
         str(tmp_path),  # the FAISS cache folder is in it
     ):
@@ -129,12 +124,12 @@ def test_serve_prepares_an_empty_database_catalog_once(
 
 def _clerk_role(url: str) -> str:
     """The clerk role of ``url``'s database (roles are the cluster's: one per database)."""
-    return f"clerk_{_database(url)}"
+    return f"clerk_{database_name(url)}"
 
 
 def _clerk(cluster: PgCluster, url: str) -> str:
     """A new role that may log in and nothing more; ``url``'s database as that role."""
-    name = _database(url)
+    name = database_name(url)
     cluster.execute(f'CREATE ROLE "{_clerk_role(url)}" LOGIN')
     cluster.execute(f'REVOKE CREATE ON DATABASE "{name}" FROM PUBLIC')
     return cluster.url(name, user=_clerk_role(url))
@@ -153,7 +148,7 @@ def _no_schema_usage(cluster: PgCluster, url: str, tmp_path: Path) -> str:
 def _no_table_privileges(cluster: PgCluster, url: str, tmp_path: Path) -> str:
     _migrated(url, tmp_path)
     clerk = _clerk(cluster, url)
-    cluster.execute(f'GRANT USAGE ON SCHEMA siammatch TO "{_clerk_role(url)}"', _database(url))
+    cluster.execute(f'GRANT USAGE ON SCHEMA siammatch TO "{_clerk_role(url)}"', database_name(url))
     return clerk
 
 
@@ -161,8 +156,10 @@ def _read_only(cluster: PgCluster, url: str, tmp_path: Path) -> str:
     _migrated(url, tmp_path)
     clerk = _clerk(cluster, url)
     role = _clerk_role(url)
-    cluster.execute(f'GRANT USAGE ON SCHEMA siammatch TO "{role}"', _database(url))
-    cluster.execute(f'GRANT SELECT ON ALL TABLES IN SCHEMA siammatch TO "{role}"', _database(url))
+    cluster.execute(f'GRANT USAGE ON SCHEMA siammatch TO "{role}"', database_name(url))
+    cluster.execute(
+        f'GRANT SELECT ON ALL TABLES IN SCHEMA siammatch TO "{role}"', database_name(url)
+    )
     return clerk
 
 
@@ -170,7 +167,7 @@ def _newer_schema(cluster: PgCluster, url: str, tmp_path: Path) -> str:
     _migrated(url, tmp_path)
     cluster.execute(
         "INSERT INTO siammatch.schema_version (version, description) VALUES (999, 'future')",
-        _database(url),
+        database_name(url),
     )
     return url
 

@@ -23,6 +23,7 @@ import torch
 
 from index.catalog import Catalog
 from index.location import is_database_url
+from tests.conftest import new_location
 
 #: The schema of a PostgreSQL catalog's tables (named here, not imported, so a test notices
 #: if the tables move).
@@ -84,17 +85,6 @@ def assert_consistent(cat: Catalog, expected_ids: set[str]) -> None:
             break
     assert ids == expected_ids
     assert len(cat) == report["indexed"] == len(expected_ids)
-
-
-def new_location(request: pytest.FixtureRequest, backend: str, folder: Path) -> str:
-    """A new catalog location on ``backend``: ``folder``, or a new database of the test
-    process's PostgreSQL server (dropped when ``request``'s fixture is torn down)."""
-    if backend == "sqlite":
-        return str(folder)
-    cluster = request.getfixturevalue("pg_cluster")
-    url = cluster.new_database()
-    request.addfinalizer(lambda: cluster.drop_database(url))
-    return url
 
 
 def row_counts(location: str, tables: tuple[str, ...]) -> tuple[int, ...]:

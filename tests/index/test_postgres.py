@@ -21,6 +21,7 @@ from index.migrate import copy_catalog
 from index.pg_schema import SCHEMA_VERSION
 from matcher.errors import CatalogError
 from tests.index.conftest import assert_consistent, block_image
+from tests.pg_cluster import database_name
 
 
 @pytest.fixture
@@ -91,7 +92,7 @@ def test_start_up_refusals(pg_cluster, url, tmp_path):
     with pytest.raises(CatalogError, match="is a mysql: URL"):
         Catalog("mysql://user@host/db")
     # a role that may not create the schema, then one that may not touch its tables
-    name = url.split("///")[1].split("?")[0]
+    name = database_name(url)
     pg_cluster.execute(
         "DO $$ BEGIN CREATE ROLE clerk LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
     )
