@@ -278,7 +278,7 @@ class Catalog(CatalogFolder):
             xq = self.embed(images)
             if xq.shape[1] == self._index.dim:
                 try:
-                    return self.search_vectors(xq, k=k)
+                    return self._search_vectors(xq, k=k, synced=True)  # embed synced
                 except InvalidArgumentError:
                     if xq.shape[1] == self._index.dim:
                         raise  # not a switch of embedders
@@ -310,6 +310,11 @@ class Catalog(CatalogFolder):
         Raises:
             InvalidArgumentError: wrong shape or ``k``.
         """
+        return self._search_vectors(xq, k=k, synced=False)
+
+    def _search_vectors(self, xq: np.ndarray, *, k: int, synced: bool) -> list[list[Hit]]:
+        """:meth:`search_vectors`; ``synced``: the caller synced just before (no second
+        database round trip)."""
         self._check()
         k = check_int("k", k, 1, MAX_K)
         xq = np.asarray(xq, dtype=np.float32)
@@ -320,7 +325,7 @@ class Catalog(CatalogFolder):
                 f"query vectors must be finite (nq, {self.dim}), got {xq.shape}"
             )
         fresh = self._sync_on_read()
-        D, I = self._index.search(xq, k, sync=fresh)  # noqa: E741 - faiss naming
+        D, I = self._index.search(xq, k, sync=fresh and not synced)  # noqa: E741 - faiss naming
         names = self._product_ids(np.unique(I[I >= 0]), remembered=not fresh)
         return [
             [
