@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import logging
 import resource
 
 
@@ -12,3 +14,18 @@ def cpu_seconds() -> float:
         usage = resource.getrusage(who)
         total += usage.ru_utime + usage.ru_stime
     return total
+
+
+def recipe_arguments(doc: str, default_recipes: str) -> argparse.Namespace:
+    """The ``--recipes`` / ``--repeats`` / ``--threads`` command line of the per-recipe
+    benchmarks, parsed; logging quietened and torch's thread count set."""
+    import torch
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--recipes", default=default_recipes)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    torch.set_num_threads(args.threads)
+    return args

@@ -1,7 +1,8 @@
-"""Batch norms folded at load: the network as loaded vs prepared for inference.
+"""The network as loaded vs prepared for inference (batch norms folded, convolutions packed).
 
 ``matcher.load(..., prepare=True)`` prepares a network for inference: each convolution
-followed only by a batch norm absorbs it (:mod:`matcher.inference_prep`). This script
+followed only by a batch norm absorbs it, and a Siamese tracker's convolutions run
+channels-last on weights packed for oneDNN (:mod:`matcher.inference_prep`). This script
 measures what that buys, per recipe, on the workload of ``benchmarks/matcher_latency.py``
 (the coffee product, the 640x480 cluttered scene, untrained weights): the tracker step and
 a match, each the median of ``--repeats`` runs after a warm-up, the two networks (same
@@ -14,8 +15,6 @@ Prints a Markdown table with the prepared/as-loaded ratios.
 
 from __future__ import annotations
 
-import argparse
-import logging
 import platform
 import statistics
 import sys
@@ -29,6 +28,7 @@ sys.path.insert(0, str(_HERE.parent))
 import torch  # noqa: E402
 
 import matcher  # noqa: E402
+from benchmarks._common import recipe_arguments  # noqa: E402
 from benchmarks.matcher_latency import _scene  # noqa: E402
 
 DEFAULT = "siamrpnpp_alexnet,siamrpnpp_mobilenetv2,siamrpnpp_r50,siamfcpp_alexnet,siammask_r50"
@@ -69,15 +69,9 @@ def bench(name: str, repeats: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recipes", default=DEFAULT)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.ERROR)
-    torch.set_num_threads(args.threads)
+    args = recipe_arguments(__doc__, DEFAULT)
     print(
-        f"# batch norms folded — {platform.processor() or platform.machine()}, "
+        f"# prepared for inference — {platform.processor() or platform.machine()}, "
         f"{args.threads} torch threads, torch {torch.__version__}\n"
     )
     print(

@@ -6,10 +6,10 @@ with seeded random weights, its batch-norm statistics set from one pass over cro
 sequence (a random ResNet-50's boxes overflow otherwise), saved as PySOT saves a model and
 loaded into our recipe (``siamrpnpp_alexnet``, ``_mobilenetv2``, ``_r50``) with
 ``matcher.load(recipe, weights=..., prepare=True)``: the published-checkpoint loader, the
-network prepared for inference (batch norms folded; ``--as-loaded``:
-unprepared). Both trackers start on the same frame and box of one synthetic 640x480
-sequence (a textured 80x64 target moving a few pixels per frame), track untimed warm-up
-frames, then the timed ones, the two ``track`` calls interleaved in alternating order.
+network prepared for inference (batch norms folded, convolutions packed for oneDNN;
+``--as-loaded``: unprepared). Both trackers start on the same frame and box of one
+synthetic 640x480 sequence (a textured 80x64 target moving a few pixels per frame), track
+untimed warm-up frames, then the timed ones, the two ``track`` calls interleaved, alternately first.
 PySOT (BGR frames, ``track`` under ``torch.no_grad()``) needs torch, numpy, OpenCV and yacs
 (``--pysot-deps DIR``: a folder holding yacs, e.g. ``pip install --target DIR yacs``).
 
@@ -343,8 +343,7 @@ def main() -> None:
     parser.add_argument(
         "--as-loaded",
         action="store_true",
-        help="time our network as loaded, not prepared for inference (batch norms folded, "
-        "load(..., prepare=True))",
+        help="time our network as loaded, not prepared (load(..., prepare=True))",
     )
     args = parser.parse_args()
     try:
@@ -360,12 +359,12 @@ def main() -> None:
     cv2.setNumThreads(args.threads)
     frames, first_box = synthetic_frames(1 + args.warmup + args.frames, seed=args.seed)
     print(f"# tracker step vs PySOT — {_machine_line(args.threads)}")
+    ours = "prepared for inference (batch norms folded, convolutions packed)"
     print(
         f"PySOT from {root}; seeded random weights (seed {args.seed}, batch-norm statistics "
-        f"from the scene), identical for both; "
-        f"{args.frames} timed frames of {FRAME_SIZE[1]}x{FRAME_SIZE[0]} after "
-        f"{args.warmup} warm-up frames, interleaved; medians; ours "
-        f"{'as loaded' if args.as_loaded else 'prepared for inference (batch norms folded)'}.\n"
+        f"from the scene), identical for both; {args.frames} timed frames of "
+        f"{FRAME_SIZE[1]}x{FRAME_SIZE[0]} after {args.warmup} warm-up frames, interleaved; "
+        f"medians; ours {'as loaded' if args.as_loaded else ours}.\n"
     )
     print("| model | PySOT ms/frame | ours ms/frame | ours/PySOT | box agreement |")
     print("|---|---|---|---|---|")

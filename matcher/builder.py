@@ -199,16 +199,16 @@ def load_trained(
     device: str | torch.device = "cpu",
     overrides: list[str] | None = None,
     hint: str = "give its weights file",
-    prepare: bool = False,
+    prepare: bool = True,
 ) -> Matcher:
     """:func:`load`, refusing a matcher that would run untrained (:func:`runs_untrained`):
     what every user-facing path (service, CLI, evaluation) loads.
 
     Args:
         hint: how the caller's user gives weights (ends the error message).
-        prepare: fold the network's batch norms
-            (:func:`matcher.inference_prep.prepare_for_inference`; it can then no longer be
-            trained). Not yet the default of the served paths.
+        prepare: prepare the network for inference (the default; see :func:`load`). A
+            process that compares its results with another's (e.g. spawned tracking
+            workers) must load both alike: the two paths agree only to float rounding.
 
     Raises:
         ConfigError: the recipe has learnable parameters and neither ``weights`` nor
@@ -242,9 +242,13 @@ def load(
             (useful only for tests and benchmarks).
         device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
         overrides: ``key=value`` recipe overrides.
-        prepare: prepare the network for inference once loaded: batch norms folded into
-            the convolutions before them (exact to float rounding, faster; the network
-            can then no longer be trained).
+        prepare: prepare the network for inference once loaded
+            (:func:`matcher.inference_prep.prepare_for_inference`): batch norms folded
+            into the convolutions before them and, for the Siamese trackers on the CPU,
+            the convolutions packed for oneDNN (channels-last). Equal to float rounding
+            and faster, but the network can then no longer be trained, and its state dict
+            has no batch-norm entries (:func:`load_trained` prepares by default; this
+            function does not, since training and checkpoint tools start from it).
 
     Returns:
         The matcher (``match``, ``match_many``, ``encode_reference``, ``tracker``).

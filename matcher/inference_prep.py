@@ -1,4 +1,4 @@
-"""Preparing a network for inference: batch norms folded into the convolutions before them.
+"""Preparing a network for inference: batch norms folded, convolutions packed for the CPU.
 
 At inference a ``BatchNorm2d`` is a fixed per-channel affine map, so a convolution followed
 only by one can absorb it (``w' = w * g / sqrt(v + eps)``, ``b' = (b - m) * g /
@@ -8,6 +8,13 @@ tracing each sub-network with ``torch.fx`` (a sub-network that cannot be traced 
 searched child by child), folds them in place — the module tree, its attributes and the
 other modules' names stay as they were — and marks the network, which the trainer then
 refuses: a folded network has no batch statistics left to train.
+
+The Siamese tracker networks (:class:`~matcher.models.SiameseNet`, SiamMask's net) on the
+CPU then get their convolutions swapped for
+:class:`~matcher.inference_pack.PackedConv2d` (channels-last, weights kept in oneDNN's
+layout): the same parameters, results equal to float rounding, and their feature maps
+come out channels-last. Siamese Mask R-CNN keeps plain convolutions (torchvision's heads
+``view`` their feature maps, which needs the NCHW layout).
 """
 
 from __future__ import annotations
@@ -18,6 +25,10 @@ import torch
 from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from matcher.inference_pack import pack_convolutions
+from matcher.models.siamese import SiameseNet
+from matcher.models.siammask import SiamMaskNet
+
 logger = logging.getLogger(__name__)
 
 #: Attribute set on a network :func:`prepare_for_inference` changed.
@@ -25,15 +36,21 @@ PREPARED = "inference_prepared"
 
 
 def prepare_for_inference(net: nn.Module) -> int:
-    """Fold every convolution → batch-norm pair of ``net`` (put in eval mode) in place.
+    """Fold every convolution → batch-norm pair of ``net`` (put in eval mode) in place,
+    then pack a Siamese tracker network's convolutions (see the module docstring).
+
+    Prepare a network on the device it will run on: packing applies to CPU weights.
 
     Returns:
         The number of batch norms folded.
     """
     net.eval()
     folded = _fold_tree(net, top=True)
+    packed = pack_convolutions(net) if isinstance(net, SiameseNet | SiamMaskNet) else 0
     setattr(net, PREPARED, True)
-    logger.debug("folded %d batch norms of %s", folded, type(net).__name__)
+    logger.debug(
+        "%s: folded %d batch norms, packed %d convolutions", type(net).__name__, folded, packed
+    )
     return folded
 
 

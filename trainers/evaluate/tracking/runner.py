@@ -55,6 +55,9 @@ class TrackerSpec:
         device: ``cpu``, ``cuda`` ...
         overrides: recipe ``key=value`` overrides.
         threads: torch intra-op threads in each worker.
+        prepare: prepare the network for inference (``matcher.load(..., prepare=...)``),
+            as :func:`matcher.load_trained` does by default: a worker must run the network
+            the way the calling process does, or the two disagree in the last bits.
     """
 
     recipe: str | None
@@ -62,13 +65,18 @@ class TrackerSpec:
     device: str = "cpu"
     overrides: tuple[str, ...] = ()
     threads: int = 1
+    prepare: bool = True
 
     def load(self) -> Any:
         """The matcher (``matcher.load``)."""
         import matcher
 
         return matcher.load(
-            self.recipe, self.weights, device=self.device, overrides=list(self.overrides) or None
+            self.recipe,
+            self.weights,
+            device=self.device,
+            overrides=list(self.overrides) or None,
+            prepare=self.prepare,
         )
 
 
