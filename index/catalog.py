@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -72,8 +73,6 @@ logger = logging.getLogger(__name__)
 #: Largest ``k`` and page size accepted.
 MAX_K = 1000
 MAX_PAGE = 1000
-#: Product names a replica remembers (``seq -> product_id``).
-NAME_CACHE_SIZE = 200_000
 
 
 class Catalog(CatalogFolder):
@@ -264,24 +263,34 @@ class Catalog(CatalogFolder):
         check_int("k", k, 1, MAX_K)
         return self.search_images([load_image(image)], k=k)[0]
 
-    def search_images(self, images: list[ImageLike], *, k: int) -> list[list[Hit]]:
+    def search_images(
+        self, images: list[ImageLike], *, k: int, timings: dict[str, float] | None = None
+    ) -> list[list[Hit]]:
         """Embed ``images`` and return each one's top-``k`` products. When another process
         replaces the catalog's embedder between the two steps (the follower switches this
         process's index meanwhile), the images are embedded again with the new one.
+        ``timings``, if given, gets the seconds spent embedding and searching added to its
+        ``"embed"`` and ``"retrieve"`` entries.
 
         Raises:
             InvalidImageError: unreadable image.
             InvalidArgumentError: ``k`` out of range.
             CatalogError: the embedder kept changing.
         """
+        laps = timings if timings is not None else {}
         for _attempt in range(3):
+            start = time.perf_counter()
             xq = self.embed(images)
+            searched = time.perf_counter()
+            laps["embed"] = laps.get("embed", 0.0) + searched - start
             if xq.shape[1] == self._index.dim:
                 try:
                     return self._search_vectors(xq, k=k, synced=True)  # embed synced
                 except InvalidArgumentError:
                     if xq.shape[1] == self._index.dim:
                         raise  # not a switch of embedders
+                finally:
+                    laps["retrieve"] = laps.get("retrieve", 0.0) + time.perf_counter() - searched
         raise CatalogError("the catalog's embedder keeps changing; try again")
 
     def embed(self, images: list[ImageLike]) -> np.ndarray:
@@ -357,20 +366,14 @@ class Catalog(CatalogFolder):
         persist = matcher is self.matcher
         return self._templates.features(_as_id(product_id), matcher, persist=persist)
 
-    def _product_ids(self, seqs: np.ndarray, *, remembered: bool) -> dict[int, str]:
-        """``seq -> product_id`` of the seqs still stored. A replica kept caught up by its
-        follower remembers the names it has read (a seq is never reused), so a search
-        costs no database round trip; otherwise the database answers, which also drops
-        products deleted since the index was synced."""
-        if not remembered:
-            return self._store.product_ids(seqs)
-        known = self._names
-        missing = [int(s) for s in seqs if int(s) not in known]
-        if missing:
-            if len(known) + len(missing) > NAME_CACHE_SIZE:
-                known.clear()
-            known.update(self._store.product_ids(missing))
-        return {int(s): known[int(s)] for s in seqs if int(s) in known}
+    def template_features_many(
+        self, product_ids: list[str], *, matcher: SiameseMatcher
+    ) -> dict[str, ReferenceFeatures]:
+        """:meth:`template_features` of several products, in one or two database queries:
+        ``product_id -> features`` for the ids in the catalog (unknown ids left out)."""
+        self._check()
+        ids = [_as_id(pid) for pid in product_ids]
+        return self._templates.features_many(ids, matcher, persist=matcher is self.matcher)
 
 
 # -- helpers -------------------------------------------------------------------------------

@@ -55,6 +55,8 @@ FORMAT = "siammatch-catalog"
 FORMAT_VERSION = "1"
 #: Template features kept in memory per catalog.
 TEMPLATE_CACHE_SIZE = 256
+#: Product names a replica remembers (``seq -> product_id``).
+NAME_CACHE_SIZE = 200_000
 
 
 class CatalogFolder:
@@ -325,6 +327,21 @@ class CatalogFolder:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _product_ids(self, seqs: np.ndarray, *, remembered: bool) -> dict[int, str]:
+        """``seq -> product_id`` of the seqs still stored. A replica kept caught up by its
+        follower remembers the names it has read (a seq is never reused), so a search
+        costs no database round trip; otherwise the database answers, which also drops
+        products deleted since the index was synced."""
+        if not remembered:
+            return self._store.product_ids(seqs)
+        known = self._names
+        missing = [int(s) for s in seqs if int(s) not in known]
+        if missing:
+            if len(known) + len(missing) > NAME_CACHE_SIZE:
+                known.clear()
+            known.update(self._store.product_ids(missing))
+        return {int(s): known[int(s)] for s in seqs if int(s) in known}
 
     def _check(self) -> None:
         if self._closed:

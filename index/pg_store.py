@@ -263,6 +263,30 @@ class PostgresStore(PostgresChangeLog):
             raise ProductNotFoundError(f"no product {product_id!r} in the catalog")
         return int(row[0]), row[1], None if row[2] is None else bytes(row[2])
 
+    def template_keys(self, product_ids: Iterable[str]) -> dict[str, tuple[int, str | None]]:
+        """``product_id -> (seq, key of the cached features or None)`` for the ids that
+        exist, without the features themselves."""
+        ids = list(product_ids)
+        if not ids:
+            return {}
+        rows = self.rows(
+            f"SELECT p.product_id, p.seq, t.key FROM {S}.products p "
+            f"LEFT JOIN {S}.templates t USING (seq) WHERE p.product_id = ANY(%s::text[])",
+            (ids,),
+        )
+        return {pid: (int(seq), key) for pid, seq, key in rows}
+
+    def template_blobs(self, seqs: Iterable[int], key: str) -> dict[int, bytes]:
+        """``seq -> features`` of the seqs whose cached features have ``key``."""
+        wanted = [int(s) for s in seqs]
+        if not wanted:
+            return {}
+        rows = self.rows(
+            f"SELECT seq, features FROM {S}.templates WHERE key = %s AND seq = ANY(%s::bigint[])",
+            (key, wanted),
+        )
+        return {int(seq): bytes(data) for seq, data in rows}
+
     def set_template(self, seq: int, key: str, features: bytes) -> None:
         """Cache template features (ignored if the product was deleted meanwhile)."""
         try:

@@ -13,11 +13,15 @@
    scene's backbone for all candidates.
 4. **Re-ranking** by verification score (the best instance's), then retrieval score.
    Products without an instance above the matcher's threshold are dropped.
+
+``search_scene(..., timings=d)`` fills ``d`` with the seconds each stage took
+(:data:`STAGES`); the service sends them as a ``Server-Timing`` header and a histogram.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +38,10 @@ logger = logging.getLogger(__name__)
 #: Largest ``k`` and ``candidates`` accepted.
 MAX_RESULTS = 100
 MAX_CANDIDATES = 1000
+#: The stages :func:`search_scene` times: reading the scene, embedding its views, the FAISS
+#: search (with the hits' product names), fetching the candidates' template features, the
+#: batched verification (``match_many``) and re-ranking with the hits' metadata.
+STAGES = ("decode", "embed", "retrieve", "templates", "verify", "rerank")
 
 
 @dataclass(frozen=True, eq=False)
@@ -100,6 +108,7 @@ def search_scene(
     score_threshold: float | None = None,
     max_instances: int | None = None,
     tiles: int = 3,
+    timings: dict[str, float] | None = None,
 ) -> list[SceneHit]:
     """The catalog products found in ``scene``, best first.
 
@@ -113,6 +122,8 @@ def search_scene(
         score_threshold: verification threshold (the matcher's default if ``None``).
         max_instances: instances per product (the matcher's default if ``None``).
         tiles: windows per side of the retrieval grid (see :func:`scene_views`).
+        timings: if given, receives the seconds spent in each of :data:`STAGES` (stages
+            not reached are 0); their sum is at most the call's duration.
 
     Returns:
         Up to ``k`` :class:`SceneHit`, by decreasing verification score.
@@ -133,27 +144,32 @@ def search_scene(
             )
     if candidates < k:
         raise InvalidArgumentError(f"candidates ({candidates}) must be at least k ({k})")
+    laps = dict.fromkeys(STAGES, 0.0)
+    if timings is not None:
+        timings.update(laps)
+        laps = timings
+    clock = time.perf_counter()
     image = load_image(scene)
     views = scene_views(image, tiles=tiles)
+    clock = _lap(laps, "decode", clock)
+    view_hits = catalog.search_images(views, k=candidates, timings=laps)
+    clock = time.perf_counter()
     best: dict[str, float] = {}
-    for hits in catalog.search_images(views, k=candidates):
+    for hits in view_hits:
         for hit in hits:
             best[hit.product_id] = max(hit.score, best.get(hit.product_id, -np.inf))
     ranked = sorted(best, key=lambda pid: (-best[pid], pid))[:candidates]
-    ids, feats = [], []
-    for pid in ranked:
-        try:
-            feat = catalog.template_features(pid, matcher=matcher)
-        except ProductNotFoundError:  # deleted since the search
-            continue
-        assert feat is not None
-        ids.append(pid)
-        feats.append(feat)
+    clock = _lap(laps, "retrieve", clock)
+    stored = catalog.template_features_many(ranked, matcher=matcher)
+    ids = [pid for pid in ranked if pid in stored]  # others were deleted since the search
+    feats = [stored[pid] for pid in ids]
+    clock = _lap(laps, "templates", clock)
     if not feats:
         return []
     results = matcher.match_many(
         feats, image, max_instances=max_instances, score_threshold=score_threshold
     )
+    clock = _lap(laps, "verify", clock)
     found = [
         (pid, result.instances)
         for pid, result in zip(ids, results, strict=True)
@@ -175,7 +191,15 @@ def search_scene(
                 instances=list(instances),
             )
         )
+    _lap(laps, "rerank", clock)
     logger.debug(
         "scene search: %d views, %d candidates, %d verified", len(views), len(ids), len(found)
     )
     return out
+
+
+def _lap(laps: dict[str, float], stage: str, since: float) -> float:
+    """Add the time since ``since`` to ``laps[stage]``; returns the current time."""
+    now = time.perf_counter()
+    laps[stage] += now - since
+    return now

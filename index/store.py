@@ -346,6 +346,30 @@ class CatalogStore(SQLiteChangeLog):
             raise ProductNotFoundError(f"no product {product_id!r} in the catalog")
         return int(row[0]), row[1], None if row[2] is None else bytes(row[2])
 
+    def template_keys(self, product_ids: Iterable[str]) -> dict[str, tuple[int, str | None]]:
+        """``product_id -> (seq, key of the cached features or None)`` for the ids that
+        exist, without the features themselves."""
+        ids = list(product_ids)
+        marks = ",".join("?" * len(ids))
+        with self.errors("read"):
+            rows = self.conn().execute(
+                "SELECT p.product_id, p.seq, t.key FROM products p LEFT JOIN templates t "
+                f"ON t.seq = p.seq WHERE p.product_id IN ({marks})",
+                ids,
+            )
+            return {pid: (int(seq), key) for pid, seq, key in rows}
+
+    def template_blobs(self, seqs: Iterable[int], key: str) -> dict[int, bytes]:
+        """``seq -> features`` of the seqs whose cached features have ``key``."""
+        wanted = [int(s) for s in seqs]
+        marks = ",".join("?" * len(wanted))
+        with self.errors("read"):
+            rows = self.conn().execute(
+                f"SELECT seq, features FROM templates WHERE key = ? AND seq IN ({marks})",
+                [key, *wanted],
+            )
+            return {int(seq): bytes(data) for seq, data in rows}
+
     def set_template(self, seq: int, key: str, features: bytes) -> None:
         """Cache template features (ignored if the product was deleted meanwhile)."""
         with self.write() as conn:

@@ -15,12 +15,14 @@ import logging
 import threading
 import weakref
 from collections import OrderedDict
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from index.backend import CatalogBackend
 from index.products import STORED_LIMITS, box_from_json
+from matcher.errors import ProductNotFoundError
 from matcher.inference.geometric import ReferenceKeypoints
 from matcher.inference.ncc import NccReference
 from matcher.siamese_matcher import ReferenceFeatures, SiameseMatcher
@@ -153,21 +155,60 @@ class TemplateCache:
         Raises:
             ProductNotFoundError: unknown id.
         """
+        found = self.features_many([product_id], matcher, persist=persist)
+        if product_id not in found:
+            raise ProductNotFoundError(f"no product {product_id!r} in the catalog")
+        return found[product_id]
+
+    def features_many(
+        self, product_ids: Sequence[str], matcher: SiameseMatcher, *, persist: bool
+    ) -> dict[str, ReferenceFeatures]:
+        """:meth:`features` of several products with one database query for their seqs
+        and, for those not in memory, one for their stored features.
+
+        Returns:
+            ``product_id -> features`` for the ids in the catalog (unknown ids left out).
+        """
         key = self.key(matcher)
-        seq, stored_key, blob = self.store.template(product_id)
+        seqs = self.store.template_keys(product_ids)
+        out: dict[str, ReferenceFeatures] = {}
         with self._lock:
-            cached = self._lru.get((key, seq))
-            if cached is not None:
-                self._lru.move_to_end((key, seq))
-                return cached
+            for pid, (seq, _) in seqs.items():
+                cached = self._lru.get((key, seq))
+                if cached is not None:
+                    self._lru.move_to_end((key, seq))
+                    out[pid] = cached
+        stored = [seq for pid, (seq, k) in seqs.items() if pid not in out and k == key]
+        blobs = self.store.template_blobs(stored, key) if stored else {}
+        for pid, (seq, _) in seqs.items():
+            if pid not in out:
+                feats = self._load(pid, seq, blobs.get(seq), matcher, key, persist)
+                if feats is not None:
+                    out[pid] = feats
+        return out
+
+    def _load(
+        self,
+        product_id: str,
+        seq: int,
+        blob: bytes | None,
+        matcher: SiameseMatcher,
+        key: str,
+        persist: bool,
+    ) -> ReferenceFeatures | None:
+        """Features from ``blob``, else computed from the stored image (``None``: the
+        product was deleted meanwhile); remembered in memory."""
         feats = None
-        if blob is not None and stored_key == key:
+        if blob is not None:
             try:
                 feats = features_from_bytes(blob, device=matcher.device)
             except Exception as exc:  # a damaged cache entry is recomputed, never fatal
                 logger.warning("recomputing template features of %r: %s", product_id, exc)
         if feats is None:
-            row = self.store.get(product_id)
+            try:
+                row = self.store.get(product_id)
+            except ProductNotFoundError:
+                return None
             assert row.png is not None
             reference = Reference.from_image(
                 row.png, box_from_json(row.box), id=product_id, limits=STORED_LIMITS

@@ -7,6 +7,8 @@ set stays small. With a catalog, ``siammatch_catalog_changes_behind`` and
 ``siammatch_catalog_lag_seconds`` say how far the worker's FAISS index is behind the
 catalog database's change log (the worst live worker in multiprocess mode); the worker's
 follower thread refreshes them every round, and a scrape refreshes the answering worker's.
+``siammatch_search_stage_seconds{stage}`` times the stages of each ``/v1/search``
+(:data:`index.search.STAGES`, plus ``parse``: reading the request and decoding the scene).
 
 Under gunicorn each worker is its own process with its own counters. When the environment
 variable ``PROMETHEUS_MULTIPROC_DIR`` names a folder (``siammatch serve`` sets one up
@@ -44,6 +46,7 @@ bp = Blueprint("metrics", __name__)
 
 EXTENSION = "siammatch_metrics"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+STAGE_BUCKETS = (0.001, *LATENCY_BUCKETS[:-3])
 UNMATCHED = "<unmatched>"
 
 
@@ -89,6 +92,13 @@ class HttpMetrics:
             multiprocess_mode="livemax",
             registry=target,
         )
+        self.search_stages = Histogram(
+            "siammatch_search_stage_seconds",
+            "Time spent in each stage of a scene search (/v1/search).",
+            ["stage"],
+            buckets=STAGE_BUCKETS,
+            registry=target,
+        )
         if not multiprocess:
             ProcessCollector(registry=self.registry)
 
@@ -101,6 +111,11 @@ class HttpMetrics:
         """Record one finished request."""
         self.requests.labels(method=method, route=route, status=str(status)).inc()
         self.latency.labels(method=method, route=route).observe(seconds)
+
+    def observe_stages(self, seconds: dict[str, float]) -> None:
+        """Record the stage times (seconds by stage name) of one scene search."""
+        for stage, value in seconds.items():
+            self.search_stages.labels(stage=stage).observe(value)
 
     def exposition(self) -> bytes:
         """The Prometheus text format of every metric (all workers' in multiprocess mode)."""

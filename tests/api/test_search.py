@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from index.search import STAGES
 from matcher.structures import Instance
 from tests.api.http_helpers import b64, png_bytes, upload
 from tests.helpers import iou, product_image
@@ -81,3 +82,23 @@ def test_search_mistakes(folder_client, pictures, fields, code):
 
 def test_search_only_accepts_post(make_app):
     assert make_app().test_client().get("/v1/search").status_code == 405
+
+
+def test_search_reports_its_stage_times(stocked, pictures):
+    """A ``Server-Timing`` header with every stage and the total, and the same stages in the
+    ``siammatch_search_stage_seconds`` histogram of ``/metrics``."""
+    response = stocked.post("/v1/search", data={"scene": upload(pictures.scene_png), "k": "2"})
+    assert response.status_code == 200
+    timing = {}
+    for entry in response.headers["Server-Timing"].split(","):
+        name, _, dur = entry.strip().partition(";dur=")
+        timing[name] = float(dur)
+    assert list(timing) == ["parse", *STAGES, "total"]
+    assert all(value >= 0 for value in timing.values())
+    assert timing["verify"] > 0
+    stages = sum(timing[s] for s in ("parse", *STAGES))
+    assert stages <= timing["total"] + 0.1 * len(timing)  # each rounded to 0.1 ms
+    assert response.get_json()["elapsed_ms"] <= timing["total"]
+    text = stocked.get("/metrics").get_data(as_text=True)
+    for stage in ("parse", *STAGES):
+        assert f'siammatch_search_stage_seconds_count{{stage="{stage}"}} 1.0' in text

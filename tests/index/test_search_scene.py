@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
 
 import matcher
 from index.catalog import Catalog
-from index.search import SceneHit, scene_views, search_scene
+from index.search import STAGES, SceneHit, scene_views, search_scene
 from matcher.errors import InvalidArgumentError
 from tests.conftest import BACKENDS
 from tests.helpers import clutter_scene, iou, paste, product_image
@@ -120,3 +121,38 @@ def test_the_default_matcher_finds_a_catalog_product_on_a_synthetic_shelf(
     assert found, [h.product_id for h in hits]
     assert max(iou(found[0].instances[0].box, b) for b in boxes) >= 0.5
     assert found[0].instances[0].mask is not None
+
+
+def test_timings_cover_every_stage(setup):
+    cat, m = setup
+    scene = paste(clutter_scene(360, 480, seed=3), product_image("rocket"), (250, 120, 350, 220))
+    timings: dict[str, float] = {"stale": 1.0}
+    start = time.perf_counter()
+    hits = search_scene(cat, m, scene, k=2, candidates=4, timings=timings)
+    total = time.perf_counter() - start
+    assert hits
+    assert set(STAGES) <= set(timings)
+    assert all(timings[s] >= 0 for s in STAGES)
+    assert timings["embed"] > 0 and timings["verify"] > 0
+    assert sum(timings[s] for s in STAGES) <= total
+
+
+def test_template_features_of_the_candidates_come_in_two_queries(setup, monkeypatch):
+    """One query for the candidates' seqs and keys, one for the stored features of those
+    not in memory (none when all are), instead of one query per candidate."""
+    cat, m = setup
+    cat._templates.clear()
+    calls = []
+    store = cat._templates.store
+    for name in ("template_keys", "template_blobs", "template", "get"):
+        original = getattr(store, name)
+        monkeypatch.setattr(
+            store, name, lambda *a, _f=original, _n=name, **kw: calls.append(_n) or _f(*a, **kw)
+        )
+    feats = cat.template_features_many(["rocket", "gone", "coffee"], matcher=m)
+    assert set(feats) == {"rocket", "coffee"}  # unknown ids are left out
+    assert calls == ["template_keys", "template_blobs"]
+    calls.clear()
+    again = cat.template_features_many(["coffee", "rocket"], matcher=m)
+    assert calls == ["template_keys"]  # all in memory: no features read
+    assert again["rocket"] is feats["rocket"] is cat.template_features("rocket", matcher=m)
