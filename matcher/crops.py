@@ -350,14 +350,28 @@ def square_crop(image: np.ndarray, box: Sequence[float], context: float) -> np.n
     Raises:
         InvalidBoxError: a coordinate is NaN or infinite.
     """
+    left, top, right, bottom = square_bounds(image.shape[:2], box, context)
+    return image[top:bottom, left:right]
+
+
+def square_bounds(
+    size: tuple[int, int], box: Sequence[float], context: float
+) -> tuple[int, int, int, int]:
+    """The pixel bounds ``(left, top, right, bottom)`` (half-open) that :func:`square_crop`
+    cuts from an image of ``size`` ``(height, width)``: two boxes with the same bounds
+    give the same crop.
+
+    Raises:
+        InvalidBoxError: a coordinate is NaN or infinite.
+    """
     x0, y0, x1, y1 = (float(v) for v in box)
     if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
         raise InvalidBoxError(f"cannot crop around box {tuple(box)!r}: non-finite coordinates")
     side = max(x1 - x0, y1 - y0) * (1 + context)
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    h, w = image.shape[:2]
+    h, w = size
     left = min(max(0, round(cx - side / 2)), w - 1)
     top = min(max(0, round(cy - side / 2)), h - 1)
     right = max(min(w, round(cx + side / 2)), left + 1)
     bottom = max(min(h, round(cy + side / 2)), top + 1)
-    return image[top:bottom, left:right]
+    return left, top, right, bottom

@@ -155,6 +155,14 @@ class MatchConfig:
             off needs no second override.
         template_proposals: correlation peaks added as candidates at most (0: the
             evidence only).
+        coarse_to_fine: search coarse-to-fine (:mod:`matcher.inference.refine`) rather
+            than every pyramid level in full.
+        coarse_max_scale: the coarse pass searches no level enlarging the scene beyond
+            this.
+        coarse_level_stride: the coarse pass searches every n-th pyramid level.
+        refine_candidates: coarse candidates per reference looked at again at their own
+            scale.
+        refine_min_score: coarse candidates scoring below are not refined.
     """
 
     score_threshold: float = 0.5
@@ -180,6 +188,11 @@ class MatchConfig:
     calibration: str = ""
     template: bool = False
     template_proposals: int = 1
+    coarse_to_fine: bool = False
+    coarse_max_scale: float = 0.8
+    coarse_level_stride: int = 1
+    refine_candidates: int = 3
+    refine_min_score: float = 0.1
 
     _RANGES: ClassVar[Ranges] = (
         ("score_threshold", 0.0, 1.0, False),
@@ -198,6 +211,10 @@ class MatchConfig:
         ("geometric_candidates", 1, 1000, False),
         ("geometric_proposals", 0, 100, False),
         ("template_proposals", 0, 100, False),
+        ("coarse_max_scale", 0.0, 64.0, True),
+        ("coarse_level_stride", 1, 16, False),
+        ("refine_candidates", 0, 1000, False),
+        ("refine_min_score", 0.0, 1.0, False),
     )
 
     def __post_init__(self) -> None:

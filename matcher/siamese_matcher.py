@@ -10,6 +10,7 @@ the Siamese search's candidates are in :mod:`matcher.inference.candidate_scoring
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ from matcher.inference.fusion import Calibration, colour_histogram, resolve_cali
 from matcher.inference.geometric import GeometricVerifier, ReferenceKeypoints, SceneFeatures
 from matcher.inference.match import Candidate, SearchParams, search_templates, to_instances
 from matcher.inference.ncc import NccReference, NccScene, NccVerifier
+from matcher.inference.refine import CoarseToFine
 from matcher.inference.siammask_masks import InstanceMasker
 from matcher.inference.tracking import TRACKERS, Tracker, crops_to_tensor, to_model_order
 from matcher.inference.verify import Verifier
@@ -116,6 +118,14 @@ class SiameseMatcher(RecipeMatcher):
             working_size=cfg.working_size,
             pre_nms_top_k=cfg.pre_nms_top_k,
             box_voting_iou=cfg.box_voting_iou,
+            coarse_to_fine=CoarseToFine(
+                max_scale=cfg.coarse_max_scale,
+                level_stride=cfg.coarse_level_stride,
+                candidates=cfg.refine_candidates,
+                min_score=cfg.refine_min_score,
+            )
+            if cfg.coarse_to_fine
+            else None,
         )
         self.geometric = GeometricVerifier() if cfg.geometric else None
         self.ncc = NccVerifier() if cfg.geometric and cfg.template else None
@@ -239,42 +249,55 @@ class SiameseMatcher(RecipeMatcher):
             scene_geometry = self.geometric.prepare_scene(image)
         if self.ncc is not None:
             scene_ncc = self.ncc.prepare_scene(image)
-        out = []
-        for f, cands in zip(feats, results, strict=True):
-            if distractor_aware:
-                cands = rescore_distractors(
-                    self.net,
-                    f.template,
-                    scene_model,
-                    cands,
-                    geometry=self.geometry,
-                    weight=self.match_cfg.distractor_weight,
-                    device=self.device,
-                )
-            if self.geometric is not None:
-                scored = self._fuse(f, image, scene_geometry, scene_ncc, cands)
-                cands = [Candidate(box=c.box, score=c.probability) for c in scored]
-            elif self.verifier is not None:
-                cands = self.verifier.rescore(f.embedding, image, cands)
-            cands = [c for c in cands if c.score >= params.score_threshold]
-            cands = cands[: params.max_instances]
-            instances = to_instances(cands)
-            if self.masker is not None and instances:
-                masks = self.masker(
-                    self.net, f.template, scene_model, [c.box for c in cands], self.device
-                )
-                instances = tuple(
-                    Instance(box=inst.box, score=inst.score, mask=m.mask, polygon=m.polygon)
-                    for inst, m in zip(instances, masks, strict=True)
-                )
-            out.append(
-                MatchResult(
-                    instances=instances,
-                    scene_size=(image.shape[0], image.shape[1]),
-                    reference_id=f.reference_id,
-                )
+        scene_parts = (image, scene_model, scene_geometry, scene_ncc)
+        shared = self.verifier.shared_scene(image) if self.verifier else contextlib.nullcontext()
+        with shared:
+            return [
+                self._finish_one(f, cands, scene_parts, params, distractor_aware)
+                for f, cands in zip(feats, results, strict=True)
+            ]
+
+    def _finish_one(
+        self,
+        f: ReferenceFeatures,
+        cands: list[Candidate],
+        scene_parts: tuple[np.ndarray, np.ndarray, SceneFeatures | None, NccScene | None],
+        params: SearchParams,
+        distractor_aware: bool,
+    ) -> MatchResult:
+        """One reference's re-scoring stages, limits and masks after the shared search."""
+        image, scene_model, scene_geometry, scene_ncc = scene_parts
+        if distractor_aware:
+            cands = rescore_distractors(
+                self.net,
+                f.template,
+                scene_model,
+                cands,
+                geometry=self.geometry,
+                weight=self.match_cfg.distractor_weight,
+                device=self.device,
             )
-        return out
+        if self.geometric is not None:
+            scored = self._fuse(f, image, scene_geometry, scene_ncc, cands)
+            cands = [Candidate(box=c.box, score=c.probability) for c in scored]
+        elif self.verifier is not None:
+            cands = self.verifier.rescore(f.embedding, image, cands)
+        cands = [c for c in cands if c.score >= params.score_threshold]
+        cands = cands[: params.max_instances]
+        instances = to_instances(cands)
+        if self.masker is not None and instances:
+            masks = self.masker(
+                self.net, f.template, scene_model, [c.box for c in cands], self.device
+            )
+            instances = tuple(
+                Instance(box=inst.box, score=inst.score, mask=m.mask, polygon=m.polygon)
+                for inst, m in zip(instances, masks, strict=True)
+            )
+        return MatchResult(
+            instances=instances,
+            scene_size=(image.shape[0], image.shape[1]),
+            reference_id=f.reference_id,
+        )
 
     def _search(
         self,

@@ -175,6 +175,10 @@ class ResponseDecoder(MatchDecoder):
         """Log-scale offset of the response peak across levels ``li - 1 .. li + 1``."""
         if li == 0 or li == len(levels) - 1:
             return 0.0
+        above = math.log(levels[li - 1].scale) - math.log(levels[li].scale)
+        below = math.log(levels[li].scale) - math.log(levels[li + 1].scale)
+        if not math.isclose(above, below, rel_tol=1e-6):
+            return 0.0  # a coarse-to-fine search skipped a level on one side
         vals = [_sample(levels[j], row, sx, sy) for j in (li - 1, li, li + 1)]
         if any(v is None for v in vals):
             return 0.0

@@ -10,6 +10,7 @@ the scene and de-duplicated across levels and tiles with NMS.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 
@@ -18,7 +19,15 @@ import torch
 from torchvision.ops import box_iou, nms
 
 from matcher.inference.decode import LevelOutputs, MatchDecoder, ReferenceGeometry
-from matcher.inference.pyramid import Level, level_scales, plan_level, render_level
+from matcher.inference.pyramid import Level, Tile, level_scales, plan_level, render_level
+from matcher.inference.refine import (
+    CoarseToFine,
+    coarse_levels,
+    refine_levels,
+    subset,
+    window_plan,
+    windows_near,
+)
 from matcher.inference.tracking import crops_to_tensor
 from matcher.model_config import NetGeometry
 from matcher.structures import Instance
@@ -41,6 +50,7 @@ class SearchParams:
     pre_nms_top_k: int
     box_voting_iou: float = 0.0
     reference_batch: int = 8
+    coarse_to_fine: CoarseToFine | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,25 +98,121 @@ def search_templates(
         max_upscale=params.max_upscale,
     )
     fill = scene.reshape(-1, 3).mean(axis=0)
-    levels = []
+    size = (height, width)
+    cfg = params.coarse_to_fine
     with torch.no_grad():
-        for scale in scales:
-            level = plan_level(scale, (height, width), geometry, params.working_size)
-            canvas = render_level(scene, level, fill)
-            levels.append(
-                _run_level(net, templates, canvas, level, geometry, params.reference_batch, device)
+        if cfg is None:
+            per_ref = [list(range(first, last + 1)) for first, last in ranges]
+        else:
+            per_ref = [coarse_levels(span, scales, params.scale_step, cfg) for span in ranges]
+        full = {}
+        for i in sorted({i for used in per_ref for i in used}):
+            plan = plan_level(scales[i], size, geometry, params.working_size)
+            canvas = render_level(scene, plan, fill)
+            full[i] = _run_level(net, templates, canvas, plan, geometry, params, device)
+        levels = [[full[i] for i in used] for used in per_ref]
+        if cfg is not None:
+            loose = dataclasses.replace(
+                params, score_threshold=min(cfg.min_score, params.score_threshold)
             )
-        results = []
-        for row, (ref, (first, last)) in enumerate(zip(ref_geometry, ranges, strict=True)):
-            boxes, scores = decoder.decode(
-                levels[first : last + 1],
-                row,
-                ref,
-                threshold=params.score_threshold,
-                top_k=params.pre_nms_top_k,
-            )
-            results.append(_finish(boxes, scores, (height, width), params))
+            coarse = _decode_all(decoder, levels, ref_geometry, size, loose)
+            asked = _refinements(coarse, ref_geometry, ranges, per_ref, scales, cfg, geometry, size)
+            for i, wants in sorted(asked.items()):
+                plan = window_plan(scales[i], size, geometry)
+                run = subset(plan, set().union(*wants.values()))
+                rows = sorted(wants)  # only the references that asked are correlated
+                out = _run_level(
+                    net,
+                    [templates[r] for r in rows],
+                    render_level(scene, run, fill),
+                    run,
+                    geometry,
+                    params,
+                    device,
+                )
+                for k, row in enumerate(rows):
+                    # the reference's row of the outputs, seen at every row index
+                    own = {
+                        n: v[k : k + 1].expand(len(templates), *v.shape[1:])
+                        for n, v in out.outputs.items()
+                    }
+                    covered = _coverage(run, [plan.tiles[t] for t in wants[row]], geometry)
+                    levels[row].append(dataclasses.replace(out, outputs=own, covered=covered))
+            levels = [sorted(lv, key=lambda lv: -lv.scale) for lv in levels]
+        return _decode_all(decoder, levels, ref_geometry, size, params)
+
+
+def _decode_all(
+    decoder: MatchDecoder,
+    levels: list[list[LevelOutputs]],
+    ref_geometry: list[ReferenceGeometry],
+    scene_size: tuple[int, int],
+    params: SearchParams,
+) -> list[list[Candidate]]:
+    """Each reference's candidates from its searched levels (largest scale first)."""
+    results = []
+    for row, (ref, own) in enumerate(zip(ref_geometry, levels, strict=True)):
+        boxes, scores = decoder.decode(
+            own, row, ref, threshold=params.score_threshold, top_k=params.pre_nms_top_k
+        )
+        results.append(_finish(boxes, scores, scene_size, params))
     return results
+
+
+def _refinements(
+    coarse: list[list[Candidate]],
+    ref_geometry: list[ReferenceGeometry],
+    ranges: list[tuple[int, int]],
+    searched: list[list[int]],
+    scales: list[float],
+    cfg: CoarseToFine,
+    geometry: NetGeometry,
+    scene_size: tuple[int, int],
+) -> dict[int, dict[int, set[int]]]:
+    """Grid level -> reference row -> the windows (tile indices of the level's
+    :func:`window_plan`) around its best coarse candidates, on the levels near the one
+    matching the candidate's size that the reference's coarse pass did not search."""
+    asked: dict[int, dict[int, set[int]]] = {}
+    plans: dict[int, Level] = {}
+    for row, (cands, ref, span) in enumerate(zip(coarse, ref_geometry, ranges, strict=True)):
+        long_side = max(ref.width, ref.height)
+        for cand in cands[: cfg.candidates]:
+            if cand.score < cfg.min_score:
+                break
+            x0, y0, x1, y1 = cand.box
+            centre = ((x0 + x1) / 2, (y0 + y1) / 2)
+            for i in refine_levels(cand.box, long_side, span, scales, cfg.level_stride):
+                if i in searched[row]:
+                    continue
+                if i not in plans:
+                    plans[i] = window_plan(scales[i], scene_size, geometry)
+                near = windows_near(plans[i], centre, geometry)
+                asked.setdefault(i, {}).setdefault(row, set()).update(near)
+    return asked
+
+
+def _coverage(level: Level, tiles: list[Tile], geometry: NetGeometry) -> torch.Tensor:
+    """The cells of ``level`` that ``tiles`` report."""
+    covered = torch.zeros(
+        geometry.cells(level.padded_height), geometry.cells(level.padded_width), dtype=torch.bool
+    )
+    for tile in tiles:
+        gx0, gy0, keep = _tile_cells(tile, geometry)
+        covered[gy0 : gy0 + keep.shape[0], gx0 : gx0 + keep.shape[1]] |= keep
+    return covered
+
+
+def _tile_cells(tile: Tile, geometry: NetGeometry) -> tuple[int, int, torch.Tensor]:
+    """A tile's first cell ``(gx0, gy0)`` and which of its cells it reports."""
+    stride = geometry.stride
+    gx0, gy0 = tile.x0 // stride, tile.y0 // stride
+    tw, th = geometry.cells(tile.width), geometry.cells(tile.height)
+    x_lo, y_lo, x_hi, y_hi = tile.keep
+    cx = geometry.offset + stride * torch.arange(gx0, gx0 + tw, dtype=torch.float32)
+    cy = geometry.offset + stride * torch.arange(gy0, gy0 + th, dtype=torch.float32)
+    keep_x = (cx >= x_lo) & (cx < x_hi)
+    keep_y = (cy >= y_lo) & (cy < y_hi)
+    return gx0, gy0, keep_y[:, None] & keep_x[None, :]
 
 
 def _run_level(
@@ -115,7 +221,7 @@ def _run_level(
     canvas: np.ndarray,
     level: Level,
     geometry: NetGeometry,
-    reference_batch: int,
+    params: SearchParams,
     device: torch.device,
 ) -> LevelOutputs:
     stride = geometry.stride
@@ -123,19 +229,12 @@ def _run_level(
     grid_h = geometry.cells(level.padded_height)
     stitched: dict[str, torch.Tensor] = {}
     covered = torch.zeros(grid_h, grid_w, dtype=torch.bool)
-    centers = geometry.offset + stride * torch.arange(max(grid_w, grid_h), dtype=torch.float32)
     for tile in level.tiles:
         crop = canvas[tile.y0 : tile.y0 + tile.height, tile.x0 : tile.x0 + tile.width]
         xk = net.encode_search(crops_to_tensor(crop, device))
-        gx0, gy0 = tile.x0 // stride, tile.y0 // stride
-        tw, th = geometry.cells(tile.width), geometry.cells(tile.height)
-        x_lo, y_lo, x_hi, y_hi = tile.keep
-        cx = centers[gx0 : gx0 + tw]
-        cy = centers[gy0 : gy0 + th]
-        keep_x = (cx >= x_lo) & (cx < x_hi)
-        keep_y = (cy >= y_lo) & (cy < y_hi)
-        keep = keep_y[:, None] & keep_x[None, :]
-        outs = _correlate_all(net, templates, xk, reference_batch)
+        gx0, gy0, keep = _tile_cells(tile, geometry)
+        th, tw = keep.shape
+        outs = _correlate_all(net, templates, xk, params.reference_batch)
         for name, value in outs.items():
             value = value.float().cpu()
             if name not in stitched:

@@ -22,7 +22,9 @@ the embedder decides identity. The score stays in ``[0, 1]`` and the recipe's
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,10 +32,13 @@ import numpy as np
 import torch
 
 from matcher.checkpoints.shipped import is_shipped_name, shipped_weights
-from matcher.crops import square_crop
+from matcher.crops import square_bounds, square_crop
 from matcher.embedder import Embedder, load_embedder
 from matcher.errors import CheckpointError
 from matcher.inference.match import Candidate
+
+#: Per thread: the scene of the current :meth:`Verifier.shared_scene` block and its vectors.
+_SHARED = threading.local()
 
 
 def resolve_verifier_path(name_or_path: str) -> Path:
@@ -102,11 +107,38 @@ class Verifier:
     def similarities(
         self, reference: np.ndarray, scene: np.ndarray, boxes: Sequence[Sequence[float]]
     ) -> np.ndarray:
-        """Cosine similarity of each box's square in ``scene`` (RGB) to ``reference``."""
+        """Cosine similarity of each box's square in ``scene`` (RGB) to ``reference``.
+
+        Inside :meth:`shared_scene` for this ``scene``, squares already embedded for another
+        reference (same pixel bounds) are not embedded again.
+        """
         if not len(boxes):
             return np.zeros(0, np.float32)
-        vectors = self.embedder.embed([square_crop(scene, b, self.context) for b in boxes])
-        return vectors @ reference.astype(np.float32)
+        return self._vectors(scene, boxes) @ reference.astype(np.float32)
+
+    @contextlib.contextmanager
+    def shared_scene(self, scene: np.ndarray) -> Iterator[None]:
+        """Within the block, this thread's :meth:`similarities` on ``scene`` embed each
+        distinct square once, whichever reference asks (``match_many``'s references share
+        one scene; a square's vector does not depend on the reference)."""
+        previous = getattr(_SHARED, "scene", None), getattr(_SHARED, "vectors", None)
+        _SHARED.scene, _SHARED.vectors = scene, {}
+        try:
+            yield
+        finally:
+            _SHARED.scene, _SHARED.vectors = previous
+
+    def _vectors(self, scene: np.ndarray, boxes: Sequence[Sequence[float]]) -> np.ndarray:
+        shared = getattr(_SHARED, "vectors", None)
+        if shared is None or getattr(_SHARED, "scene", None) is not scene:
+            return self.embedder.embed([square_crop(scene, b, self.context) for b in boxes])
+        keys = [(self.context, square_bounds(scene.shape[:2], b, self.context)) for b in boxes]
+        todo = list(dict.fromkeys(k for k in keys if k not in shared))
+        if todo:
+            crops = [scene[t:b, left:r] for _, (left, t, r, b) in todo]
+            for key, vector in zip(todo, self.embedder.embed(crops), strict=True):
+                shared[key] = vector
+        return np.stack([shared[k] for k in keys])
 
     def rescore(
         self, reference: np.ndarray, scene: np.ndarray, cands: Sequence[Candidate]

@@ -202,7 +202,12 @@ def _one_recipe_per_architecture() -> list[str]:
 def test_match_many_computes_the_same_maps_for_every_recipe(name):
     """Real architectures (random weights): sharing the scene pass changes no number."""
     torch.manual_seed(0)
-    overrides = ["inference.match.min_object_fraction=0.5", "inference.match.scale_step=2.0"]
+    overrides = [
+        "inference.match.min_object_fraction=0.5",
+        "inference.match.scale_step=2.0",
+        # every level in full (the coarse-to-fine search has its own test of this)
+        "inference.match.coarse_to_fine=false",
+    ]
     m = matcher.build(name, overrides=overrides)  # a short pyramid: two levels a reference
     m.decoder = recorder = _Recording(m.decoder)
     rng = np.random.default_rng(0)

@@ -158,3 +158,35 @@ def test_recipe_wiring_and_errors(tmp_path):
         matcher.build(
             "tiny/siam_mask_rcnn", overrides=["inference.match.verifier=embedder_default"]
         )
+
+
+def test_match_many_embeds_each_scene_square_once(scene):
+    """References of one ``match_many`` share the scene: a square another reference has
+    already embedded is not embedded again, and the results equal one match each."""
+    shipped = matcher.load("siammask_small")
+    refs = [
+        matcher.Reference.from_image(product_image(kind), id=kind)
+        for kind in ("coffee", "rocket", "coffee")
+    ]
+    embedded: list[int] = []
+    inner = shipped.verifier.embedder.embed
+
+    def counting(images, **kwargs):
+        embedded.append(len(images))
+        return inner(images, **kwargs)
+
+    shipped.verifier.embedder.embed = counting
+    alone = [shipped.match(ref, scene, score_threshold=0.0) for ref in refs]
+    embedded_alone = sum(embedded)
+    embedded.clear()
+    many = shipped.match_many(refs, scene, score_threshold=0.0)
+    # the third reference repeats the first: none of its squares is embedded again
+    assert 0 < sum(embedded) <= embedded_alone * 2 // 3 + 1
+    for got, want in zip(many, alone, strict=True):
+        assert len(got.instances) == len(want.instances) > 0
+        for a, b in zip(got.instances, want.instances, strict=True):
+            assert np.allclose(a.box, b.box, atol=1e-3) and abs(a.score - b.score) < 1e-4
+    # outside match_many nothing is remembered: the same match embeds its squares again
+    embedded.clear()
+    shipped.match(refs[0], scene, score_threshold=0.0)
+    assert sum(embedded) > 0

@@ -1,0 +1,132 @@
+"""The coarse-to-fine match search (``inference.match.coarse_to_fine``): its plan, what it
+costs in backbone pixels next to the exhaustive search, that refinement finds a product at
+a scale the coarse pass skipped, and that ``match_many`` still equals one ``match`` per
+reference."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import matcher
+from matcher.errors import ConfigError
+from matcher.inference.refine import CoarseToFine, coarse_levels, window_plan, windows_near
+from matcher.model_config import net_geometry
+from tests.helpers import clutter_scene, iou, paste, product_image, rpn_template_matcher
+
+C2F = ["inference.match.coarse_to_fine=true"]
+NO_C2F = ["inference.match.coarse_to_fine=false"]
+
+
+def _pixels_searched(m) -> list[tuple[int, int]]:
+    """Wrap the network's search branch to record each input's ``(h, w)``."""
+    seen: list[tuple[int, int]] = []
+    inner = m.net.encode_search
+
+    def recording(x):
+        seen.append((int(x.shape[-2]), int(x.shape[-1])))
+        return inner(x)
+
+    m.net.encode_search = recording
+    return seen
+
+
+def test_coarse_levels_cap_stride_and_keep_the_smallest():
+    step = 1.26
+    scales = [step**j for j in range(3, -8, -1)]  # 3 .. -7, decreasing
+    cfg = CoarseToFine(max_scale=0.8, level_stride=2, candidates=3, min_score=0.1)
+    picked = coarse_levels((0, len(scales) - 1), scales, step, cfg)
+    exponents = [round(math.log(scales[i]) / math.log(step)) for i in picked]
+    assert all(scales[i] <= 0.8 for i in picked)
+    assert exponents[:-1] == [-2, -4, -6] and exponents[-1] == -7  # the smallest always
+    # a range entirely above the cap is searched at its least enlarged level only
+    assert coarse_levels((0, 2), scales, step, cfg) == [2]
+
+
+def test_windows_partition_the_level_and_the_point_lies_in_one():
+    geometry = net_geometry(matcher.load_recipe("siamrpnpp_alexnet").model)
+    level = window_plan(1.588, (480, 640), geometry)
+    assert len(level.tiles) > 4
+    assert all(t.width == geometry.instance_size for t in level.tiles)
+    for point in [(0.0, 0.0), (320.0, 240.0), (639.0, 479.0), (101.5, 377.25)]:
+        px, py = (v * level.scale + level.pad for v in point)
+        owners = [
+            k
+            for k, t in enumerate(level.tiles)
+            if t.keep[0] <= px < t.keep[2] and t.keep[1] <= py < t.keep[3]
+        ]
+        assert len(owners) == 1  # reporting ranges partition the level
+        assert owners[0] in windows_near(level, point, geometry, margin_cells=0)
+        assert set(owners) <= windows_near(level, point, geometry)
+
+
+def test_coarse_to_fine_searches_under_half_the_pixels():
+    torch.manual_seed(0)
+    scene = clutter_scene(240, 320, seed=3)
+    ref = matcher.Reference.from_image(product_image("coffee"))
+    counts = {}
+    for name, overrides in (("exhaustive", NO_C2F), ("coarse_to_fine", C2F)):
+        m = matcher.build("siamrpnpp_alexnet", overrides=overrides)
+        seen = _pixels_searched(m)
+        m.match(ref, scene)
+        counts[name] = sum(h * w for h, w in seen)
+    assert counts["coarse_to_fine"] <= 0.45 * counts["exhaustive"], counts
+
+
+def test_refinement_finds_a_product_at_a_level_the_coarse_pass_skipped():
+    """The coarse pass searches every third level only; the exact template matcher sees
+    the product weakly on a neighbouring level, and refinement at its own scale finds it
+    as the exhaustive search does."""
+    background = clutter_scene(480, 640, seed=3)
+    box = (285, 205, 355, 275)
+    scene = paste(background, product_image("astronaut"), box)
+    ref = matcher.Reference.from_image(product_image("astronaut"))
+    exhaustive = rpn_template_matcher()
+    coarse = rpn_template_matcher(
+        **{
+            "inference.match.coarse_to_fine": "true",
+            "inference.match.coarse_max_scale": 10.0,
+            "inference.match.coarse_level_stride": 3,
+        }
+    )
+    seen = _pixels_searched(coarse)
+    want = exhaustive.match(ref, scene).best
+    got = coarse.match(ref, scene).best
+    assert want is not None and iou(want.box, box) >= 0.8
+    assert got is not None and iou(got.box, box) >= 0.8, (got, box)
+    assert got.score == pytest.approx(want.score, abs=0.05)
+    geometry = coarse.geometry
+    assert (geometry.instance_size, geometry.instance_size) in seen  # a refinement window ran
+
+
+def test_coarse_to_fine_match_many_equals_individual_matches():
+    """Windows asked for by one reference change nothing for another."""
+    torch.manual_seed(0)
+    overrides = [*C2F, "inference.match.refine_min_score=0", "inference.match.refine_candidates=4"]
+    m = matcher.build("siamrpnpp_alexnet", overrides=overrides)
+    rng = np.random.default_rng(0)
+    scene = clutter_scene(300, 400, seed=5)
+    refs = [
+        matcher.Reference.from_image(rng.integers(0, 256, (60 + 40 * i, 90, 3), dtype=np.uint8))
+        for i in range(3)
+    ]
+    seen = _pixels_searched(m)
+    many = m.match_many(refs, scene, score_threshold=0.0, max_instances=5)
+    assert (m.geometry.instance_size, m.geometry.instance_size) in seen
+    for ref, got in zip(refs, many, strict=True):
+        alone = m.match(ref, scene, score_threshold=0.0, max_instances=5)
+        assert len(got.instances) == len(alone.instances) > 0
+        for a, b in zip(got.instances, alone.instances, strict=True):
+            assert np.allclose(a.box, b.box, atol=1e-3) and abs(a.score - b.score) < 1e-5
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["coarse_level_stride=0", "coarse_max_scale=0", "refine_candidates=-1", "refine_min_score=2"],
+)
+def test_bad_settings_are_refused(bad):
+    with pytest.raises(ConfigError, match=bad.split("=")[0]):
+        matcher.load_recipe("siamrpnpp_alexnet", [f"inference.match.{bad}"])
