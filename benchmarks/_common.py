@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import resource
+import statistics
+import time
 
 
 def cpu_seconds() -> float:
@@ -29,3 +31,19 @@ def recipe_arguments(doc: str, default_recipes: str) -> argparse.Namespace:
     logging.basicConfig(level=logging.ERROR)
     torch.set_num_threads(args.threads)
     return args
+
+
+def alternating_medians(fns: list, repeats: int) -> list[tuple[float, float]]:
+    """Median ``(wall s, this process's CPU s)`` of each function, the functions called in
+    turn ``repeats`` times after one warm-up call each (so all see the same machine load)."""
+    for fn in fns:
+        fn()
+    wall: list[list[float]] = [[] for _ in fns]
+    cpu: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for k, fn in enumerate(fns):
+            w0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            wall[k].append(time.perf_counter() - w0)
+            cpu[k].append(time.process_time() - c0)
+    return [(statistics.median(w), statistics.median(c)) for w, c in zip(wall, cpu, strict=True)]

@@ -16,9 +16,7 @@ Prints a Markdown table with the prepared/as-loaded ratios.
 from __future__ import annotations
 
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
@@ -28,23 +26,14 @@ sys.path.insert(0, str(_HERE.parent))
 import torch  # noqa: E402
 
 import matcher  # noqa: E402
-from benchmarks._common import recipe_arguments  # noqa: E402
+from benchmarks._common import alternating_medians, recipe_arguments  # noqa: E402
 from benchmarks.matcher_latency import _scene  # noqa: E402
 
 DEFAULT = "siamrpnpp_alexnet,siamrpnpp_mobilenetv2,siamrpnpp_r50,siamfcpp_alexnet,siammask_r50"
 
 
-def _alternating(fns: list, repeats: int) -> list[float]:
-    """Median seconds of each function, called in turn ``repeats`` times after a warm-up."""
-    for fn in fns:
-        fn()
-    times: list[list[float]] = [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, out in zip(fns, times, strict=True):
-            start = time.perf_counter()
-            fn()
-            out.append(time.perf_counter() - start)
-    return [statistics.median(t) for t in times]
+def _walls(fns: list, repeats: int) -> list[float]:
+    return [wall for wall, _ in alternating_medians(fns, repeats)]
 
 
 def bench(name: str, repeats: int) -> dict[str, float]:
@@ -60,8 +49,8 @@ def bench(name: str, repeats: int) -> dict[str, float]:
     for tracker in trackers:
         tracker.init(scene, box)
     feats = [m.encode_reference(matcher.Reference.from_image(product)) for m in (plain, prepared)]
-    track = _alternating([lambda t=t: t.track(scene) for t in trackers], repeats * 5)
-    match = _alternating(
+    track = _walls([lambda t=t: t.track(scene) for t in trackers], repeats * 5)
+    match = _walls(
         [lambda m=m, f=f: m.match(f, scene) for m, f in zip((plain, prepared), feats, strict=True)],
         repeats,
     )

@@ -18,9 +18,7 @@ Prints a Markdown table with the after/before ratios.
 from __future__ import annotations
 
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
@@ -31,7 +29,7 @@ import numpy as np  # noqa: E402
 import skimage.data  # noqa: E402
 
 import matcher  # noqa: E402
-from benchmarks._common import recipe_arguments  # noqa: E402
+from benchmarks._common import alternating_medians, recipe_arguments  # noqa: E402
 from benchmarks.matcher_latency import _scene  # noqa: E402
 from matcher.inference_prep import prepare_for_inference  # noqa: E402
 
@@ -43,21 +41,6 @@ SETTINGS = {
     "before": (["inference.match.coarse_to_fine=false"], False),
     "after": (["inference.match.coarse_to_fine=true"], True),
 }
-
-
-def _timed(fns: list, repeats: int) -> list[tuple[float, float]]:
-    """Median (wall s, CPU s) of each function, called in turn after one warm-up each."""
-    for fn in fns:
-        fn()
-    wall: list[list[float]] = [[] for _ in fns]
-    cpu: list[list[float]] = [[] for _ in fns]
-    for _ in range(repeats):
-        for k, fn in enumerate(fns):
-            w0, c0 = time.perf_counter(), time.process_time()
-            fn()
-            wall[k].append(time.perf_counter() - w0)
-            cpu[k].append(time.process_time() - c0)
-    return [(statistics.median(w), statistics.median(c)) for w, c in zip(wall, cpu, strict=True)]
 
 
 def _others(count: int) -> list[np.ndarray]:
@@ -86,8 +69,12 @@ def bench(name: str, repeats: int) -> dict[str, dict[str, tuple[float, float]]]:
     refs = [matcher.Reference.from_image(p) for p in [product, *_others(15)]]
     feats = {k: [m.encode_reference(r) for r in refs] for k, m in models.items()}
     keys = list(SETTINGS)
-    one = _timed([lambda k=k: models[k].match(feats[k][0], scene) for k in keys], repeats)
-    many = _timed([lambda k=k: models[k].match_many(feats[k], scene) for k in keys], repeats)
+    one = alternating_medians(
+        [lambda k=k: models[k].match(feats[k][0], scene) for k in keys], repeats
+    )
+    many = alternating_medians(
+        [lambda k=k: models[k].match_many(feats[k], scene) for k in keys], repeats
+    )
     return {k: {"match": one[i], "many": many[i]} for i, k in enumerate(keys)}
 
 

@@ -116,9 +116,11 @@ def search_templates(
                 params, score_threshold=min(cfg.min_score, params.score_threshold)
             )
             coarse = _decode_all(decoder, levels, ref_geometry, size, loose)
-            asked = _refinements(coarse, ref_geometry, ranges, per_ref, scales, cfg, geometry, size)
+            asked, plans = _refinements(
+                coarse, ref_geometry, ranges, per_ref, scales, cfg, geometry, size
+            )
             for i, wants in sorted(asked.items()):
-                plan = window_plan(scales[i], size, geometry)
+                plan = plans[i]
                 run = subset(plan, set().union(*wants.values()))
                 rows = sorted(wants)  # only the references that asked are correlated
                 out = _run_level(
@@ -138,7 +140,7 @@ def search_templates(
                     }
                     covered = _coverage(run, [plan.tiles[t] for t in wants[row]], geometry)
                     levels[row].append(dataclasses.replace(out, outputs=own, covered=covered))
-            levels = [sorted(lv, key=lambda lv: -lv.scale) for lv in levels]
+            levels = [sorted(own, key=lambda lv: -lv.scale) for own in levels]
         return _decode_all(decoder, levels, ref_geometry, size, params)
 
 
@@ -168,10 +170,11 @@ def _refinements(
     cfg: CoarseToFine,
     geometry: NetGeometry,
     scene_size: tuple[int, int],
-) -> dict[int, dict[int, set[int]]]:
+) -> tuple[dict[int, dict[int, set[int]]], dict[int, Level]]:
     """Grid level -> reference row -> the windows (tile indices of the level's
     :func:`window_plan`) around its best coarse candidates, on the levels near the one
-    matching the candidate's size that the reference's coarse pass did not search."""
+    matching the candidate's size that the reference's coarse pass did not search; and
+    those levels' window plans."""
     asked: dict[int, dict[int, set[int]]] = {}
     plans: dict[int, Level] = {}
     for row, (cands, ref, span) in enumerate(zip(coarse, ref_geometry, ranges, strict=True)):
@@ -188,7 +191,7 @@ def _refinements(
                     plans[i] = window_plan(scales[i], scene_size, geometry)
                 near = windows_near(plans[i], centre, geometry)
                 asked.setdefault(i, {}).setdefault(row, set()).update(near)
-    return asked
+    return asked, plans
 
 
 def _coverage(level: Level, tiles: list[Tile], geometry: NetGeometry) -> torch.Tensor:
