@@ -20,6 +20,14 @@ products; false hits: hits that are not in the scene.
 
     python benchmarks/search_latency.py [--products 1000] [--scenes 8] [--repeats 2]
                                         [--candidates 20] [--threads N] [--cache DIR]
+                                        [--match-threads N] [--before]
+
+The matcher is loaded as the service loads it (``load_trained``); ``--match-threads`` sets
+``SIAMMATCH_MATCH_THREADS`` (:mod:`matcher.inference.parallel`); with more than one, the
+matcher's stages inside ``verify`` are summed over its threads. ``--before`` loads the
+default as it was shipped before issue 15's third step instead (48 verified boxes, the
+template pyramid up to 2.5x, RANSAC, the embedder not prepared, one match thread; see
+``benchmarks/match_stages.py``).
 
 Prints a Markdown table.
 """
@@ -32,6 +40,7 @@ import platform
 import shutil
 import statistics
 import sys
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -116,7 +125,17 @@ class Probe:
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
-        self.current: str | None = None
+        self._lock = threading.Lock()  # the stages run on match mode's threads
+        self._local = threading.local()
+
+    @property
+    def current(self) -> str | None:
+        """The stage this thread is in."""
+        return getattr(self._local, "stage", None)
+
+    def _add(self, stage: str, seconds: float) -> None:
+        with self._lock:
+            self.seconds[stage] += seconds
 
     def wrap(self, obj, attr: str, stage: str) -> None:
         """Replace ``obj.attr`` (a method) by a timed call on the instance."""
@@ -125,13 +144,13 @@ class Probe:
         inner: Callable = getattr(obj, attr)
 
         def timed(*args, **kwargs):
-            outer, self.current = self.current, stage
+            outer, self._local.stage = self.current, stage
             start = time.perf_counter()
             try:
                 return inner(*args, **kwargs)
             finally:
-                self.seconds[stage] += time.perf_counter() - start
-                self.current = outer
+                self._add(stage, time.perf_counter() - start)
+                self._local.stage = outer
 
         setattr(obj, attr, timed)
 
@@ -140,7 +159,15 @@ class Probe:
         self.wrap(m, "_search", "siamese search")
         self.wrap(m.geometric, "prepare_scene", "scene prep: geometric")
         self.wrap(m.ncc, "prepare_scene", "scene prep: template")
-        self.wrap(m.verifier, "similarities", "embedder verification")
+        if m.verifier is not None:  # match_many binds the verifier to each scene
+            bind = m.verifier.shared_scene
+
+            def bound(scene):
+                verifier = bind(scene)
+                self.wrap(verifier, "similarities", "embedder verification")
+                return verifier
+
+            m.verifier.shared_scene = bound
         for name in ("correspondences", "evidence", "proposals"):
             self.wrap(m.geometric, name, "geometric evidence")
         for name in ("proposals", "score"):
@@ -154,13 +181,14 @@ class Probe:
         def post(_module, _args, _out):
             seconds = time.perf_counter() - started.pop()
             if self.current == "siamese search":
-                self.seconds["of which backbone passes"] += seconds
+                self._add("of which backbone passes", seconds)
 
         m.net.backbone.register_forward_pre_hook(pre)
         m.net.backbone.register_forward_hook(post)
 
     def take(self) -> dict[str, float]:
-        out, self.seconds = dict(self.seconds), defaultdict(float)
+        with self._lock:
+            out, self.seconds = dict(self.seconds), defaultdict(float)
         return out
 
 
@@ -198,18 +226,35 @@ def main() -> int:
     parser.add_argument("--candidates", type=int, default=20, help="products verified")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--cache", type=Path, default=None, help="catalog folder")
+    parser.add_argument(
+        "--match-threads", type=int, default=0, help="SIAMMATCH_MATCH_THREADS (0: as set)"
+    )
+    parser.add_argument(
+        "--before",
+        action="store_true",
+        help="the default as shipped before issue 15's third step (benchmarks/match_stages.py)",
+    )
     args = parser.parse_args()
 
     import torch
 
-    import matcher
     from api.defaults import DEFAULT_RECIPE
     from index.catalog import Catalog
+    from matcher.builder import load_trained
+    from matcher.inference.parallel import ENV, match_threads
 
     if args.threads:
         torch.set_num_threads(args.threads)
     folder = args.cache or Path("var/bench") / f"search-catalog-{args.products}"
-    m = matcher.load(DEFAULT_RECIPE)
+    if args.match_threads:
+        os.environ[ENV] = str(args.match_threads)
+    if args.before:
+        from benchmarks.match_stages import _load
+
+        os.environ[ENV] = "1"
+        m = _load(DEFAULT_RECIPE, after=False)
+    else:
+        m = load_trained(DEFAULT_RECIPE)  # as the service loads it
     if not folder.is_dir():
         build_catalog(folder, args.products, m)
     scenes = make_scenes(args.products, args.scenes)
@@ -224,7 +269,7 @@ def main() -> int:
             for _ in range(args.repeats)
             for r in run(catalog, m, scenes, probe, candidates=args.candidates)
         ]
-    _report(args, cold, warm, torch)
+    _report(args, cold, warm, torch, match_threads())
     return 0
 
 
@@ -232,7 +277,7 @@ def _median(rows: list[dict], key: str) -> float:
     return 1000 * statistics.median(r.get(key, 0.0) for r in rows)
 
 
-def _report(args, cold: list[dict], warm: list[dict], torch) -> None:
+def _report(args, cold: list[dict], warm: list[dict], torch, workers: int) -> None:
     found = sum(r["found"] for r in cold)
     present = sum(r["present"] for r in cold)
     false = sum(r["false"] for r in cold)
@@ -242,7 +287,8 @@ def _report(args, cold: list[dict], warm: list[dict], torch) -> None:
     )
     print(
         f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"torch {torch.__version__} ({torch.get_num_threads()} threads); "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads), {workers} match "
+        "thread(s); "
         f"{args.products} products, {args.scenes} scenes 640x480, k=5, "
         f"{args.candidates} candidates, {args.repeats} warm passes"
     )
@@ -261,6 +307,13 @@ def _report(args, cold: list[dict], warm: list[dict], torch) -> None:
     for label, key in lines:
         ms = _median(warm, key)
         print(f"| {label} | {_median(cold, key):.1f} | {ms:.1f} | {ms / total:.0%} |")
+    if workers > 1:
+        print(
+            f"| (verify's stages are summed over its {workers} threads, so they may add up "
+            "to more than its wall time) | | | |"
+        )
+        print(f"| **total** | {_median(cold, 'total'):.1f} | {total:.1f} | 100% |")
+        return
     # what match_many spends outside the timed stages (fusion, NMS, crops, decoding)
     rest = {
         name: 1000

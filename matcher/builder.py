@@ -23,6 +23,7 @@ from matcher.inference.point_decoder import PointDecoder
 from matcher.inference.siammask_masks import InstanceMasker
 from matcher.inference.verify import Verifier
 from matcher.inference_config import DetectConfig, TrackConfig
+from matcher.inference_pack import pack_convolutions
 from matcher.inference_prep import prepare_for_inference
 from matcher.interface import Matcher
 from matcher.model_config import net_geometry
@@ -248,7 +249,8 @@ def load(
             the convolutions packed for oneDNN (channels-last). Equal to float rounding
             and faster, but the network can then no longer be trained, and its state dict
             has no batch-norm entries (:func:`load_trained` prepares by default; this
-            function does not, since training and checkpoint tools start from it).
+            function does not, since training and checkpoint tools start from it). The
+            verifier's embedder, if any, is prepared too.
 
     Returns:
         The matcher (``match``, ``match_many``, ``encode_reference``, ``tracker``).
@@ -295,4 +297,8 @@ def load(
         matcher.net.to(matcher.device).eval()
     if prepare:
         prepare_for_inference(matcher.net)
+        verifier = getattr(matcher, "verifier", None)
+        if verifier is not None:  # its embedder is loaded for inference only
+            prepare_for_inference(verifier.embedder)
+            pack_convolutions(verifier.embedder)
     return matcher

@@ -10,7 +10,6 @@ the Siamese search's candidates are in :mod:`matcher.inference.candidate_scoring
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 from collections.abc import Sequence
@@ -30,6 +29,7 @@ from matcher.inference.fusion import Calibration, colour_histogram, resolve_cali
 from matcher.inference.geometric import GeometricVerifier, ReferenceKeypoints, SceneFeatures
 from matcher.inference.match import Candidate, SearchParams, search_templates, to_instances
 from matcher.inference.ncc import NccReference, NccScene, NccVerifier
+from matcher.inference.parallel import submit, thread_map
 from matcher.inference.refine import CoarseToFine
 from matcher.inference.siammask_masks import InstanceMasker
 from matcher.inference.tracking import TRACKERS, Tracker, crops_to_tensor, to_model_order
@@ -150,8 +150,6 @@ class SiameseMatcher(RecipeMatcher):
         """Always ``"siamese"``."""
         return "siamese"
 
-    # -- references ----------------------------------------------------------------------
-
     def encode_reference(self, reference: Reference) -> ReferenceFeatures:
         """Crop and encode a reference once, for any number of ``match`` calls."""
         if not isinstance(reference, Reference):
@@ -213,8 +211,6 @@ class SiameseMatcher(RecipeMatcher):
             return ref
         return self.encode_reference(ref)
 
-    # -- match mode ----------------------------------------------------------------------
-
     def match_many(
         self,
         references: Sequence[Reference | ReferenceFeatures],
@@ -224,7 +220,8 @@ class SiameseMatcher(RecipeMatcher):
         score_threshold: float | None = None,
         distractor_aware: bool = False,
     ) -> list[MatchResult]:
-        """:meth:`match` for several references with one pass of the scene's backbone.
+        """:meth:`match` for several references with one pass of the scene's backbone; the
+        per-reference stages run on :mod:`matcher.inference.parallel`'s threads.
 
         Args:
             references: :class:`Reference` objects or :meth:`encode_reference` outputs.
@@ -243,19 +240,16 @@ class SiameseMatcher(RecipeMatcher):
         feats = [self._features(r) for r in references]
         image = load_image(scene)
         scene_model = to_model_order(image, self.recipe.model.input_format)
+        # the scene's keypoints and template pyramid do not need the search: prepared beside it
+        jobs = [submit(s.prepare_scene, image) if s else None for s in (self.geometric, self.ncc)]
         results = self._search(feats, scene_model, params, distractor_aware)
-        scene_geometry = scene_ncc = None
-        if self.geometric is not None:
-            scene_geometry = self.geometric.prepare_scene(image)
-        if self.ncc is not None:
-            scene_ncc = self.ncc.prepare_scene(image)
-        scene_parts = (image, scene_model, scene_geometry, scene_ncc)
-        shared = self.verifier.shared_scene(image) if self.verifier else contextlib.nullcontext()
-        with shared:
-            return [
-                self._finish_one(f, cands, scene_parts, params, distractor_aware)
-                for f, cands in zip(feats, results, strict=True)
-            ]
+        prepared = [job.result() if job is not None else None for job in jobs]
+        scene_parts = (image, scene_model, *prepared)
+        verifier = self.verifier.shared_scene(image) if self.verifier is not None else None
+        return thread_map(
+            lambda job: self._finish_one(*job, scene_parts, params, distractor_aware, verifier),
+            zip(feats, results, strict=True),
+        )
 
     def _finish_one(
         self,
@@ -264,8 +258,10 @@ class SiameseMatcher(RecipeMatcher):
         scene_parts: tuple[np.ndarray, np.ndarray, SceneFeatures | None, NccScene | None],
         params: SearchParams,
         distractor_aware: bool,
+        verifier: Verifier | None,
     ) -> MatchResult:
-        """One reference's re-scoring stages, limits and masks after the shared search."""
+        """One reference's re-scoring stages, limits and masks after the shared search
+        (``verifier``: this matcher's, bound to the scene; any thread)."""
         image, scene_model, scene_geometry, scene_ncc = scene_parts
         if distractor_aware:
             cands = rescore_distractors(
@@ -278,10 +274,10 @@ class SiameseMatcher(RecipeMatcher):
                 device=self.device,
             )
         if self.geometric is not None:
-            scored = self._fuse(f, image, scene_geometry, scene_ncc, cands)
+            scored = self._fuse(f, image, scene_geometry, scene_ncc, cands, verifier)
             cands = [Candidate(box=c.box, score=c.probability) for c in scored]
-        elif self.verifier is not None:
-            cands = self.verifier.rescore(f.embedding, image, cands)
+        elif verifier is not None:
+            cands = verifier.rescore(f.embedding, image, cands)
         cands = [c for c in cands if c.score >= params.score_threshold]
         cands = cands[: params.max_instances]
         instances = to_instances(cands)
@@ -333,6 +329,7 @@ class SiameseMatcher(RecipeMatcher):
         scene_geometry: SceneFeatures | None,
         scene_ncc: NccScene | None,
         cands: list[Candidate],
+        verifier: Verifier | None,
     ) -> list[ScoredCandidate]:
         """:func:`~matcher.inference.candidate_scoring.fuse_evidence` with this matcher's
         stages and the reference's features."""
@@ -345,7 +342,7 @@ class SiameseMatcher(RecipeMatcher):
             scene_geometry=scene_geometry,
             reference_ncc=f.ncc,
             scene_ncc=scene_ncc,
-            verifier=self.verifier,
+            verifier=verifier,
             geometric=self.geometric,
             ncc=self.ncc,
             calibration=self.calibration,
@@ -370,7 +367,8 @@ class SiameseMatcher(RecipeMatcher):
         scene_model = to_model_order(image, self.recipe.model.input_format)
         cands = self._search([f], scene_model, self._search_params(None, 0.0), False)[0]
         scene_ncc = self.ncc.prepare_scene(image) if self.ncc is not None else None
-        return self._fuse(f, image, self.geometric.prepare_scene(image), scene_ncc, cands)
+        scene_geometry = self.geometric.prepare_scene(image)
+        return self._fuse(f, image, scene_geometry, scene_ncc, cands, self.verifier)
 
     def _search_params(
         self, max_instances: int | None, score_threshold: float | None

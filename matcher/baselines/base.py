@@ -79,6 +79,8 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
         return as_float(name, value)
     if tp is bool and isinstance(value, bool):
         return value
+    if tp is str and isinstance(value, str):
+        return value
     raise ConfigError(f"{name} must be of type {getattr(tp, '__name__', tp)}, got {value!r}")
 
 

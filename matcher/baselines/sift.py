@@ -39,6 +39,7 @@ import numpy as np
 
 from matcher.baselines.base import BaselineMatcher
 from matcher.baselines.homography import (
+    check_ransac_method,
     fit_homography,
     plausible_quad,
     points_in_quad,
@@ -66,6 +67,8 @@ class SiftParams:
         ratio: Lowe's ratio test threshold.
         ransac_reproj: RANSAC inlier distance, scene pixels (at the working resolution).
         ransac_iters: RANSAC iterations per fit.
+        ransac_method: the robust estimator
+            (:data:`matcher.baselines.homography.RANSAC_METHODS`).
         min_inliers: fits with fewer inliers end the search.
         inlier_scale: inliers per e-fold of the score (see the module docstring).
         max_anisotropy: largest ratio of opposite sides, and of the projected aspect ratio
@@ -84,6 +87,7 @@ class SiftParams:
     ratio: float = 0.75
     ransac_reproj: float = 5.0
     ransac_iters: int = 2000
+    ransac_method: str = "ransac"
     min_inliers: int = 8
     inlier_scale: float = 8.0
     max_anisotropy: float = 3.0
@@ -101,6 +105,7 @@ class SiftParams:
         check_range("ratio", self.ratio, 0.05, 1.0)
         check_range("ransac_reproj", self.ransac_reproj, 0.1, 100.0)
         check_range("ransac_iters", self.ransac_iters, 10, 1_000_000)
+        check_ransac_method(self.ransac_method)
         check_range("min_inliers", self.min_inliers, 4, 10_000)
         check_range("inlier_scale", self.inlier_scale, 0.1, 10_000.0)
         check_range("max_anisotropy", self.max_anisotropy, 1.0, 100.0)

@@ -12,10 +12,14 @@ colour channels, flat windows scoring 0):
    ``template_side`` pixels, slides over a pyramid of the scene *downscaled* so its longer
    side is at most ``scene_side`` (products of ``min_object_fraction`` to
    ``max_object_fraction`` of the scene's shorter side); the best peaks at or above
-   ``min_score`` across levels, after NMS, are candidate boxes. The range reaches down to
-   products of 5 % of the shorter side (24 px in a 640x480 photo), which no Siamese
-   pyramid level of the default searches; the levels that enlarge the downscaled scene are
-   resampled from the original photo, not from the downscaled copy;
+   ``min_score`` across levels, after NMS, are candidate boxes. The downscaled scene is
+   enlarged at most ``max_upscale`` times, so the range reaches down to products of
+   ``template_side / max_upscale`` working pixels (32 px, 6.7 % of the shorter side of a
+   640x480 photo), which no Siamese pyramid level of the default searches; the levels that
+   enlarge the downscaled scene are resampled from the original photo, not from the
+   downscaled copy. (A cap of 2.5, reaching 5.3 %, cost twice the time and found fewer
+   of the small products of the real-photo validation split: issue 15 in
+   ``benchmarks/RESULTS.md``.)
 2. **candidate evidence** (the ``template`` feature of the calibration): for a candidate
    box, the reference resized to the box (its longer side ``box_side`` pixels, times each
    of ``scales``) is correlated with the box's neighbourhood (the box widened by
@@ -86,7 +90,7 @@ class NccParams:
     scale_step: float = 1.2
     min_object_fraction: float = 0.05
     max_object_fraction: float = 1.0
-    max_upscale: float = 2.5
+    max_upscale: float = 2.0
     peaks_per_level: int = 5
     nms_iou: float = 0.3
     min_score: float = 0.5

@@ -22,10 +22,10 @@ the embedder decides identity. The score stays in ``[0, 1]`` and the recipe's
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,9 +36,6 @@ from matcher.crops import square_bounds, square_crop
 from matcher.embedder import Embedder, load_embedder
 from matcher.errors import CheckpointError
 from matcher.inference.match import Candidate
-
-#: Per thread: the scene of the current :meth:`Verifier.shared_scene` block and its vectors.
-_SHARED = threading.local()
 
 
 def resolve_verifier_path(name_or_path: str) -> Path:
@@ -107,38 +104,26 @@ class Verifier:
     def similarities(
         self, reference: np.ndarray, scene: np.ndarray, boxes: Sequence[Sequence[float]]
     ) -> np.ndarray:
-        """Cosine similarity of each box's square in ``scene`` (RGB) to ``reference``.
-
-        Inside :meth:`shared_scene` for this ``scene``, squares already embedded for another
-        reference (same pixel bounds) are not embedded again.
-        """
+        """Cosine similarity of each box's square in ``scene`` (RGB) to ``reference``."""
         if not len(boxes):
             return np.zeros(0, np.float32)
         return self._vectors(scene, boxes) @ reference.astype(np.float32)
 
-    @contextlib.contextmanager
-    def shared_scene(self, scene: np.ndarray) -> Iterator[None]:
-        """Within the block, this thread's :meth:`similarities` on ``scene`` embed each
-        distinct square once, whichever reference asks (``match_many``'s references share
-        one scene; a square's vector does not depend on the reference)."""
-        previous = getattr(_SHARED, "scene", None), getattr(_SHARED, "vectors", None)
-        _SHARED.scene, _SHARED.vectors = scene, {}
-        try:
-            yield
-        finally:
-            _SHARED.scene, _SHARED.vectors = previous
+    def shared_scene(self, scene: np.ndarray) -> SceneVerifier:
+        """This verifier bound to one scene: its :meth:`similarities` on ``scene`` embed
+        each distinct square once, whichever reference and whichever thread asks
+        (``match_many``'s references share one scene; a square's vector does not depend on
+        the reference)."""
+        return SceneVerifier(
+            embedder=self.embedder,
+            weight=self.weight,
+            context=self.context,
+            source=self.source,
+            scene=scene,
+        )
 
     def _vectors(self, scene: np.ndarray, boxes: Sequence[Sequence[float]]) -> np.ndarray:
-        shared = getattr(_SHARED, "vectors", None)
-        if shared is None or getattr(_SHARED, "scene", None) is not scene:
-            return self.embedder.embed([square_crop(scene, b, self.context) for b in boxes])
-        keys = [(self.context, square_bounds(scene.shape[:2], b, self.context)) for b in boxes]
-        todo = list(dict.fromkeys(k for k in keys if k not in shared))
-        if todo:
-            crops = [scene[t:b, left:r] for _, (left, t, r, b) in todo]
-            for key, vector in zip(todo, self.embedder.embed(crops), strict=True):
-                shared[key] = vector
-        return np.stack([shared[k] for k in keys])
+        return self.embedder.embed([square_crop(scene, b, self.context) for b in boxes])
 
     def rescore(
         self, reference: np.ndarray, scene: np.ndarray, cands: Sequence[Candidate]
@@ -155,6 +140,42 @@ class Verifier:
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The embedder's tensors (for cache keys of features that depend on them)."""
         return self.embedder.state_dict()
+
+
+@dataclass
+class SceneVerifier(Verifier):
+    """A :class:`Verifier` bound to one scene (:meth:`Verifier.shared_scene`).
+
+    Each distinct square of ``scene`` (same pixel bounds, :func:`~matcher.crops.square_bounds`)
+    is embedded once, by the first call that needs it; a call from another thread that needs
+    it meanwhile waits for that vector rather than embedding it again. Other scenes are
+    embedded as by a plain verifier.
+    """
+
+    scene: np.ndarray | None = None
+    _squares: dict[tuple, Future] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def _vectors(self, scene: np.ndarray, boxes: Sequence[Sequence[float]]) -> np.ndarray:
+        if scene is not self.scene:
+            return super()._vectors(scene, boxes)
+        keys = [square_bounds(scene.shape[:2], b, self.context) for b in boxes]
+        with self._lock:
+            mine = [k for k in dict.fromkeys(keys) if k not in self._squares]
+            for key in mine:
+                self._squares[key] = Future()
+            wanted = [self._squares[k] for k in keys]
+        if mine:
+            try:
+                crops = [scene[t:b, left:r] for left, t, r, b in mine]
+                vectors = self.embedder.embed(crops)
+            except BaseException as error:
+                for key in mine:  # waiting threads see the failure too
+                    self._squares[key].set_exception(error)
+                raise
+            for key, vector in zip(mine, vectors, strict=True):
+                self._squares[key].set_result(vector)
+        return np.stack([f.result() for f in wanted])
 
 
 def combine_scores(similarity: np.ndarray, siamese: np.ndarray, weight: float) -> np.ndarray:

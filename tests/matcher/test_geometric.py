@@ -12,6 +12,7 @@ import pytest
 import skimage.data
 
 import matcher
+from matcher.baselines.homography import RANSAC_METHODS
 from matcher.errors import CheckpointError, ConfigError, InvalidArgumentError
 from matcher.inference.evidence import iou_matrix
 from matcher.inference.fusion import (
@@ -22,7 +23,7 @@ from matcher.inference.fusion import (
     fit_calibration,
     resolve_calibration_path,
 )
-from matcher.inference.geometric import GeometricVerifier, root_sift
+from matcher.inference.geometric import GeometricParams, GeometricVerifier, root_sift
 from matcher.structures import Reference
 from trainers.evaluate.calibration import expected_calibration_error
 
@@ -64,10 +65,11 @@ def test_root_sift_rows_are_non_negative_unit_vectors():
     np.testing.assert_allclose(np.linalg.norm(r, axis=1), 1.0, atol=1e-5)
 
 
-def test_proposals_recover_every_instance_and_its_outline():
+@pytest.mark.parametrize("method", sorted(RANSAC_METHODS))
+def test_proposals_recover_every_instance_and_its_outline(method):
     scene, first = _paste(_scene(), PRODUCT, TILTED)
     scene, second = _paste(scene, PRODUCT, SECOND)
-    geo = GeometricVerifier()
+    geo = GeometricVerifier(GeometricParams(ransac_method=method))
     ref = geo.encode_reference(Reference.from_image(PRODUCT))
     prepared = geo.prepare_scene(scene)
     matches = geo.correspondences(ref, prepared)
@@ -91,6 +93,15 @@ def test_evidence_is_strong_on_the_product_and_absent_elsewhere():
     assert iou_matrix([on.box], [_box(truth)])[0, 0] > 0.95  # refined to the outline
     off = geo.evidence(ref, prepared, matches, (20.0, 20.0, 200.0, 200.0))
     assert off.inliers == 0 and off.quad is None
+
+
+def test_an_unknown_estimator_is_refused():
+    with pytest.raises(ConfigError, match="ransac_method"):
+        GeometricParams(ransac_method="lmeds")
+    with pytest.raises(ConfigError, match="ransac_method"):
+        matcher.load("baseline_sift", overrides=["ransac_method=prosac"])
+    sift = matcher.load("baseline_sift", overrides=["ransac_method=usac_accurate"])
+    assert sift.params.ransac_method == "usac_accurate"
 
 
 def test_no_proposal_in_a_scene_without_the_product():

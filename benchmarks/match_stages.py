@@ -1,0 +1,127 @@
+"""The default matcher's per-reference match stages before and after the third step of
+issue 15: fewer verified boxes, a smaller template-matching pyramid, USAC homographies, the
+verifier's embedder prepared, and the stages on several threads.
+
+Fixed workload: ``benchmarks/match_speed.py``'s (the 640x480 ``matcher_latency`` scene with
+the 200x200 coffee product at 120 px; ``match_many(16)`` with the product and 15 other
+photographs' crops, mostly absent as in a catalog search). Settings, run alternately so
+both see the same machine load:
+
+* *before*: the recipe as shipped before that step: 48 verified boxes, the template
+  pyramid enlarged up to 2.5x, classic RANSAC (1,000 iterations), the network prepared but
+  not the embedder, every stage in the calling thread (``SIAMMATCH_MATCH_THREADS=1``);
+* *after*: ``load_trained`` today, ``--match-threads`` workers for the per-reference stages
+  and the scene preparation beside the search.
+
+Both use ``--threads`` torch threads (default: 2, the cores of this machine). Figures are
+medians of ``--repeats`` calls after a warm-up, as wall time and as this process's CPU
+time (all threads); ratios likewise, wall / CPU.
+
+    python benchmarks/match_stages.py [--recipes a,b] [--repeats N] [--threads N]
+        [--match-threads N]
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+
+import torch  # noqa: E402
+
+import matcher  # noqa: E402
+from benchmarks._common import alternating_medians  # noqa: E402
+from benchmarks.match_speed import _others  # noqa: E402
+from benchmarks.matcher_latency import _scene  # noqa: E402
+from matcher.builder import load_trained  # noqa: E402
+from matcher.inference.geometric import GeometricParams, GeometricVerifier  # noqa: E402
+from matcher.inference.ncc import NccParams, NccVerifier  # noqa: E402
+from matcher.inference.parallel import ENV  # noqa: E402
+from matcher.inference_prep import prepare_for_inference  # noqa: E402
+
+
+def _load(name: str, *, after: bool):
+    torch.manual_seed(0)  # the same random weights for both settings when none are shipped
+    if after:
+        if matcher.shipped_weights(name):
+            return load_trained(name)
+        return matcher.load(name, prepare=True)
+    m = matcher.load(name, overrides=BEFORE)
+    prepare_for_inference(m.net)
+    if m.geometric is not None:
+        m.geometric = GeometricVerifier(GeometricParams(ransac_method="ransac"))
+    if m.ncc is not None:
+        m.ncc = NccVerifier(NccParams(max_upscale=2.5))
+    return m
+
+
+#: The recipe setting the step changed (the others are code defaults, set in ``_load``).
+BEFORE = ["inference.match.verifier_candidates=48"]
+
+
+def bench(name: str, repeats: int, workers: int) -> dict[str, dict[str, tuple[float, float]]]:
+    product, scene = _scene()
+    models = {"before": _load(name, after=False), "after": _load(name, after=True)}
+    threads = {"before": "1", "after": str(workers)}
+    refs = [matcher.Reference.from_image(p) for p in [product, *_others(15)]]
+    feats = {k: [m.encode_reference(r) for r in refs] for k, m in models.items()}
+
+    def call(key: str, many: bool):
+        os.environ[ENV] = threads[key]
+        if many:
+            return models[key].match_many(feats[key], scene)
+        return models[key].match(feats[key][0], scene)
+
+    keys = list(models)
+    one = alternating_medians([lambda k=k: call(k, False) for k in keys], repeats)
+    many = alternating_medians([lambda k=k: call(k, True) for k in keys], repeats)
+    return {k: {"match": one[i], "many": many[i]} for i, k in enumerate(keys)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipes", default="siammask_small")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--match-threads", type=int, default=2)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    torch.set_num_threads(args.threads)
+    print(
+        f"# match stages before/after — {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs, {args.threads} torch thread(s), {args.match_threads} match "
+        f"thread(s) after, {args.repeats} repeats; ms as wall / CPU\n"
+    )
+    print(
+        "| recipe | match before | match after | after/before | many(16) before "
+        "| many(16) after | after/before | many(16)/match(1) before | after |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name in args.recipes.split(","):
+        r = bench(name, args.repeats, args.match_threads)
+        b1, a1 = r["before"]["match"], r["after"]["match"]
+        bm, am = r["before"]["many"], r["after"]["many"]
+
+        def ms(v: tuple[float, float]) -> str:
+            return f"{v[0] * 1000:.0f} / {v[1] * 1000:.0f}"
+
+        def ratio(a: tuple[float, float], b: tuple[float, float]) -> str:
+            return f"{a[0] / b[0]:.2f} / {a[1] / b[1]:.2f}"
+
+        print(
+            f"| {name} | {ms(b1)} | {ms(a1)} | {ratio(a1, b1)} | {ms(bm)} | {ms(am)} "
+            f"| {ratio(am, bm)} | {ratio(bm, b1)} | {ratio(am, a1)} |",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
