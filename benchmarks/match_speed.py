@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import platform
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
@@ -58,24 +60,41 @@ def _others(count: int) -> list[np.ndarray]:
     return crops
 
 
-def bench(name: str, repeats: int) -> dict[str, dict[str, tuple[float, float]]]:
+def one_and_many(
+    models: dict[str, Any], repeats: int, before_call: Callable[[str], None] = lambda key: None
+) -> dict[str, dict[str, tuple[float, float]]]:
+    """Median ``(wall s, CPU s)`` of ``match(1)`` and ``match_many(16)`` on the fixed
+    workload, per model, the models called alternately; ``before_call(key)`` runs before
+    each call of the model ``key`` (e.g. to set its environment)."""
     product, scene = _scene()
+    refs = [matcher.Reference.from_image(p) for p in [product, *_others(15)]]
+    feats = {k: [m.encode_reference(r) for r in refs] for k, m in models.items()}
+
+    def call(key: str, many: bool):
+        before_call(key)
+        if many:
+            return models[key].match_many(feats[key], scene)
+        return models[key].match(feats[key][0], scene)
+
+    keys = list(models)
+    one = alternating_medians([lambda k=k: call(k, False) for k in keys], repeats)
+    many = alternating_medians([lambda k=k: call(k, True) for k in keys], repeats)
+    return {k: {"match": one[i], "many": many[i]} for i, k in enumerate(keys)}
+
+
+def ms(v: tuple[float, float]) -> str:
+    """``(wall s, CPU s)`` as ``"wall / CPU"`` milliseconds."""
+    return f"{v[0] * 1000:.0f} / {v[1] * 1000:.0f}"
+
+
+def bench(name: str, repeats: int) -> dict[str, dict[str, tuple[float, float]]]:
     models = {key: matcher.load(name, overrides=o) for key, (o, _) in SETTINGS.items()}
     # the same (random or shipped) weights, then the "after" network prepared
     models["after"].net.load_state_dict(models["before"].net.state_dict())
     for key, (_, prepare) in SETTINGS.items():
         if prepare:
             prepare_for_inference(models[key].net)
-    refs = [matcher.Reference.from_image(p) for p in [product, *_others(15)]]
-    feats = {k: [m.encode_reference(r) for r in refs] for k, m in models.items()}
-    keys = list(SETTINGS)
-    one = alternating_medians(
-        [lambda k=k: models[k].match(feats[k][0], scene) for k in keys], repeats
-    )
-    many = alternating_medians(
-        [lambda k=k: models[k].match_many(feats[k], scene) for k in keys], repeats
-    )
-    return {k: {"match": one[i], "many": many[i]} for i, k in enumerate(keys)}
+    return one_and_many(models, repeats)
 
 
 def main() -> None:
@@ -93,10 +112,6 @@ def main() -> None:
         r = bench(name, args.repeats)
         b1, a1 = r["before"]["match"], r["after"]["match"]
         bm, am = r["before"]["many"], r["after"]["many"]
-
-        def ms(v: tuple[float, float]) -> str:
-            return f"{v[0] * 1000:.0f} / {v[1] * 1000:.0f}"
-
         print(
             f"| {name} | {ms(b1)} | {ms(a1)} | {a1[1] / b1[1]:.2f} | {ms(bm)} | {ms(am)} "
             f"| {am[1] / a1[1]:.2f} |",

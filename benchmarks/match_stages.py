@@ -38,9 +38,7 @@ import logging  # noqa: E402
 import torch  # noqa: E402
 
 import matcher  # noqa: E402
-from benchmarks._common import alternating_medians  # noqa: E402
-from benchmarks.match_speed import _others  # noqa: E402
-from benchmarks.matcher_latency import _scene  # noqa: E402
+from benchmarks.match_speed import ms, one_and_many  # noqa: E402
 from matcher.builder import load_trained  # noqa: E402
 from matcher.inference.geometric import GeometricParams, GeometricVerifier  # noqa: E402
 from matcher.inference.ncc import NccParams, NccVerifier  # noqa: E402
@@ -68,22 +66,9 @@ BEFORE = ["inference.match.verifier_candidates=48"]
 
 
 def bench(name: str, repeats: int, workers: int) -> dict[str, dict[str, tuple[float, float]]]:
-    product, scene = _scene()
     models = {"before": _load(name, after=False), "after": _load(name, after=True)}
     threads = {"before": "1", "after": str(workers)}
-    refs = [matcher.Reference.from_image(p) for p in [product, *_others(15)]]
-    feats = {k: [m.encode_reference(r) for r in refs] for k, m in models.items()}
-
-    def call(key: str, many: bool):
-        os.environ[ENV] = threads[key]
-        if many:
-            return models[key].match_many(feats[key], scene)
-        return models[key].match(feats[key][0], scene)
-
-    keys = list(models)
-    one = alternating_medians([lambda k=k: call(k, False) for k in keys], repeats)
-    many = alternating_medians([lambda k=k: call(k, True) for k in keys], repeats)
-    return {k: {"match": one[i], "many": many[i]} for i, k in enumerate(keys)}
+    return one_and_many(models, repeats, lambda key: os.environ.__setitem__(ENV, threads[key]))
 
 
 def main() -> None:
@@ -109,9 +94,6 @@ def main() -> None:
         r = bench(name, args.repeats, args.match_threads)
         b1, a1 = r["before"]["match"], r["after"]["match"]
         bm, am = r["before"]["many"], r["after"]["many"]
-
-        def ms(v: tuple[float, float]) -> str:
-            return f"{v[0] * 1000:.0f} / {v[1] * 1000:.0f}"
 
         def ratio(a: tuple[float, float], b: tuple[float, float]) -> str:
             return f"{a[0] / b[0]:.2f} / {a[1] / b[1]:.2f}"

@@ -23,7 +23,6 @@ from matcher.inference.point_decoder import PointDecoder
 from matcher.inference.siammask_masks import InstanceMasker
 from matcher.inference.verify import Verifier
 from matcher.inference_config import DetectConfig, TrackConfig
-from matcher.inference_pack import pack_convolutions
 from matcher.inference_prep import prepare_for_inference
 from matcher.interface import Matcher
 from matcher.model_config import net_geometry
@@ -300,5 +299,4 @@ def load(
         verifier = getattr(matcher, "verifier", None)
         if verifier is not None:  # its embedder is loaded for inference only
             prepare_for_inference(verifier.embedder)
-            pack_convolutions(verifier.embedder)
     return matcher

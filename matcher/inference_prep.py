@@ -9,8 +9,9 @@ searched child by child), folds them in place — the module tree, its attribute
 other modules' names stay as they were — and marks the network, which the trainer then
 refuses: a folded network has no batch statistics left to train.
 
-The Siamese tracker networks (:class:`~matcher.models.SiameseNet`, SiamMask's net) on the
-CPU then get their convolutions swapped for
+The Siamese tracker networks (:class:`~matcher.models.SiameseNet`, SiamMask's net) and the
+verifier's :class:`~matcher.embedder.Embedder` on the CPU then get their convolutions
+swapped for
 :class:`~matcher.inference_pack.PackedConv2d` (channels-last, weights kept in oneDNN's
 layout): the same parameters, results equal to float rounding, and their feature maps
 come out channels-last. Siamese Mask R-CNN keeps plain convolutions (torchvision's heads
@@ -25,19 +26,23 @@ import torch
 from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from matcher.embedder import Embedder
 from matcher.inference_pack import pack_convolutions
 from matcher.models.siamese import SiameseNet
 from matcher.models.siammask import SiamMaskNet
 
 logger = logging.getLogger(__name__)
 
+#: The networks whose convolutions :func:`prepare_for_inference` packs.
+PACKED_NETWORKS = (SiameseNet, SiamMaskNet, Embedder)
 #: Attribute set on a network :func:`prepare_for_inference` changed.
 PREPARED = "inference_prepared"
 
 
 def prepare_for_inference(net: nn.Module) -> int:
     """Fold every convolution → batch-norm pair of ``net`` (put in eval mode) in place,
-    then pack a Siamese tracker network's convolutions (see the module docstring).
+    then pack the convolutions of a Siamese tracker network or an embedder (see the module
+    docstring).
 
     Prepare a network on the device it will run on: packing applies to CPU weights.
 
@@ -46,7 +51,7 @@ def prepare_for_inference(net: nn.Module) -> int:
     """
     net.eval()
     folded = _fold_tree(net, top=True)
-    packed = pack_convolutions(net) if isinstance(net, SiameseNet | SiamMaskNet) else 0
+    packed = pack_convolutions(net) if isinstance(net, PACKED_NETWORKS) else 0
     setattr(net, PREPARED, True)
     logger.debug(
         "%s: folded %d batch norms, packed %d convolutions", type(net).__name__, folded, packed

@@ -25,7 +25,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -114,13 +114,8 @@ class Verifier:
         each distinct square once, whichever reference and whichever thread asks
         (``match_many``'s references share one scene; a square's vector does not depend on
         the reference)."""
-        return SceneVerifier(
-            embedder=self.embedder,
-            weight=self.weight,
-            context=self.context,
-            source=self.source,
-            scene=scene,
-        )
+        own = {f.name: getattr(self, f.name) for f in fields(Verifier)}
+        return SceneVerifier(**own, scene=scene)
 
     def _vectors(self, scene: np.ndarray, boxes: Sequence[Sequence[float]]) -> np.ndarray:
         return self.embedder.embed([square_crop(scene, b, self.context) for b in boxes])
