@@ -126,6 +126,9 @@ def test_load_trained_prepares_and_the_trainer_refuses_a_prepared_network(tmp_pa
 def test_match_many_runs_the_folded_rpn_heads_alike():
     """The depth-wise heads' channel-major path reads the batch norm: folded, it reads the
     convolution's bias instead."""
+    # a fixed draw of the untrained network: most draws regress every box out of the
+    # scene, and the suite's shared random state made the outcome depend on test order
+    torch.manual_seed(3)
     plain = matcher.load("siamrpnpp_alexnet")
     folded = matcher.load("siamrpnpp_alexnet")
     folded.net.load_state_dict(plain.net.state_dict())
