@@ -38,10 +38,11 @@ import logging  # noqa: E402
 import torch  # noqa: E402
 
 import matcher  # noqa: E402
+from benchmarks.eval_before import BEFORE_GEOMETRIC, BEFORE_NCC  # noqa: E402
 from benchmarks.match_speed import ms, one_and_many  # noqa: E402
 from matcher.builder import load_trained  # noqa: E402
-from matcher.inference.geometric import GeometricParams, GeometricVerifier  # noqa: E402
-from matcher.inference.ncc import NccParams, NccVerifier  # noqa: E402
+from matcher.inference.geometric import GeometricVerifier  # noqa: E402
+from matcher.inference.ncc import NccVerifier  # noqa: E402
 from matcher.inference.parallel import ENV  # noqa: E402
 from matcher.inference_prep import prepare_for_inference  # noqa: E402
 
@@ -55,13 +56,13 @@ def _load(name: str, *, after: bool):
     m = matcher.load(name, overrides=BEFORE)
     prepare_for_inference(m.net)
     if m.geometric is not None:
-        m.geometric = GeometricVerifier(GeometricParams(ransac_method="ransac"))
+        m.geometric = GeometricVerifier(BEFORE_GEOMETRIC)
     if m.ncc is not None:
-        m.ncc = NccVerifier(NccParams(max_upscale=2.5))
+        m.ncc = NccVerifier(BEFORE_NCC)
     return m
 
 
-#: The recipe setting the step changed (the others are code defaults, set in ``_load``).
+#: The recipe setting the step changed (the stage settings are ``benchmarks/eval_before``'s).
 BEFORE = ["inference.match.verifier_candidates=48"]
 
 
