@@ -54,7 +54,7 @@ def register(sub: Any) -> None:
     p = csub.add_parser("search", help="find catalog products in a scene")
     p.add_argument("scene", metavar="SCENE", help="scene image")
     p.add_argument("-k", type=int, default=5, help="products to return (default 5)")
-    p.add_argument("--candidates", type=int, default=20, help="products verified (default 20)")
+    p.add_argument("--candidates", type=int, default=10, help="products verified (default 10)")
     p.add_argument("--threshold", type=float, default=None, help="verification score floor")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     model_args(p)

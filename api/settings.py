@@ -76,7 +76,7 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_THRESHOLD": None,
     "MAX_INSTANCES": 20,
     "MAX_K": 20,
-    "SEARCH_CANDIDATES": 20,
+    "SEARCH_CANDIDATES": 10,
     "MAX_PAGE_SIZE": 200,
     "LOG_LEVEL": "INFO",
     "MATCHER": None,

@@ -41,7 +41,7 @@ class Services:
     catalog: Any | None
     limits: Limits
     default_threshold: float | None = None
-    search_candidates: int = 20
+    search_candidates: int = 10
     openapi: dict[str, Any] | None = None
 
     @property

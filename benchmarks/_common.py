@@ -47,3 +47,16 @@ def alternating_medians(fns: list, repeats: int) -> list[tuple[float, float]]:
             wall[k].append(time.perf_counter() - w0)
             cpu[k].append(time.process_time() - c0)
     return [(statistics.median(w), statistics.median(c)) for w, c in zip(wall, cpu, strict=True)]
+
+
+_SPLIT_DEFAULT: dict[str, int] = {}
+
+
+def opencv_correlation(on: bool) -> None:
+    """Correlate colour images with OpenCV's three-channel ``TM_CCOEFF_NORMED`` throughout
+    (``on``: the code before issue 15's fourth step) or, as today, channel by channel on
+    large images (:mod:`matcher.baselines.correlation`)."""
+    from matcher.baselines import correlation
+
+    default = _SPLIT_DEFAULT.setdefault("split_from", correlation.SPLIT_FROM)
+    correlation.SPLIT_FROM = 1 << 62 if on else default

@@ -13,12 +13,17 @@ both see the same machine load:
 * *after*: ``load_trained`` today, ``--match-threads`` workers for the per-reference stages
   and the scene preparation beside the search.
 
+With ``--previous``, *before* is the default at the end of that step instead: the matcher
+of *after*, loaded twice, its colour correlations computed by OpenCV's three-channel
+``matchTemplate`` throughout (the fourth step computes them channel by channel on large
+images, :mod:`matcher.baselines.correlation`), both with ``--match-threads`` workers.
+
 Both use ``--threads`` torch threads (default: 2, the cores of this machine). Figures are
 medians of ``--repeats`` calls after a warm-up, as wall time and as this process's CPU
 time (all threads); ratios likewise, wall / CPU.
 
     python benchmarks/match_stages.py [--recipes a,b] [--repeats N] [--threads N]
-        [--match-threads N]
+        [--match-threads N] [--previous]
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import logging  # noqa: E402
 import torch  # noqa: E402
 
 import matcher  # noqa: E402
+from benchmarks._common import opencv_correlation  # noqa: E402
 from benchmarks.eval_before import BEFORE_GEOMETRIC, BEFORE_NCC  # noqa: E402
 from benchmarks.match_speed import ms, one_and_many  # noqa: E402
 from matcher.builder import load_trained  # noqa: E402
@@ -66,10 +72,21 @@ def _load(name: str, *, after: bool):
 BEFORE = ["inference.match.verifier_candidates=48"]
 
 
-def bench(name: str, repeats: int, workers: int) -> dict[str, dict[str, tuple[float, float]]]:
-    models = {"before": _load(name, after=False), "after": _load(name, after=True)}
-    threads = {"before": "1", "after": str(workers)}
-    return one_and_many(models, repeats, lambda key: os.environ.__setitem__(ENV, threads[key]))
+def bench(
+    name: str, repeats: int, workers: int, previous: bool
+) -> dict[str, dict[str, tuple[float, float]]]:
+    if previous:  # the same matcher twice; "before" correlates as before the fourth step
+        models = {"before": _load(name, after=True), "after": _load(name, after=True)}
+        threads = {"before": str(workers), "after": str(workers)}
+    else:
+        models = {"before": _load(name, after=False), "after": _load(name, after=True)}
+        threads = {"before": "1", "after": str(workers)}
+
+    def setting(key: str) -> None:
+        os.environ[ENV] = threads[key]
+        opencv_correlation(previous and key == "before")
+
+    return one_and_many(models, repeats, setting)
 
 
 def main() -> None:
@@ -78,11 +95,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--match-threads", type=int, default=2)
+    parser.add_argument(
+        "--previous",
+        action="store_true",
+        help="before = the default at the end of the third step (today's settings and "
+        "threads, OpenCV's three-channel correlation) instead of before the third step",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     torch.set_num_threads(args.threads)
     print(
-        f"# match stages before/after — {platform.processor() or platform.machine()}, "
+        f"# match stages {'fourth' if args.previous else 'third'} step before/after — "
+        f"{platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs, {args.threads} torch thread(s), {args.match_threads} match "
         f"thread(s) after, {args.repeats} repeats; ms as wall / CPU\n"
     )
@@ -92,7 +116,7 @@ def main() -> None:
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name in args.recipes.split(","):
-        r = bench(name, args.repeats, args.match_threads)
+        r = bench(name, args.repeats, args.match_threads, args.previous)
         b1, a1 = r["before"]["match"], r["after"]["match"]
         bm, am = r["before"]["many"], r["after"]["many"]
 

@@ -9,7 +9,7 @@ the default ``Flat`` index. It is built once (with progress bars) and kept in ``
 ``--scenes`` (8) 640x480 scenes of the generator (shelf, table and photo layouts; the
 dataset's scenes 0, 1, ... of seed 0, so they hold catalog products, lookalikes and
 foreign products), JPEG-encoded at their own quality, each go through
-:func:`index.search.search_scene` with the service's settings (``k`` 5, 20 candidates, the
+:func:`index.search.search_scene` with the service's settings (``k`` 5, 10 candidates, the
 matcher's threshold): one cold pass (template features read from the database), then
 ``--repeats`` (2) warm passes. Each figure is a median over scenes x warm passes (cold
 pass: over scenes). The stages are those of ``search_scene``'s ``timings``; inside the
@@ -19,8 +19,15 @@ instance (at least the generator's ``min_visible`` share) among the hits, over a
 products; false hits: hits that are not in the scene.
 
     python benchmarks/search_latency.py [--products 1000] [--scenes 8] [--repeats 2]
-                                        [--candidates 20] [--threads N] [--cache DIR]
-                                        [--match-threads N] [--before]
+                                        [--candidates 10] [--threads N] [--cache DIR]
+                                        [--match-threads N] [--before] [--previous]
+                                        [--first-scene N]
+
+``--previous`` searches as at the end of issue 15's third step (before its fourth): the
+whole scene and a 3 x 3 grid of half-size windows as retrieval views, and OpenCV's
+three-channel correlation in the template stage; pass ``--candidates 20``, the service's
+setting then, to reproduce that search. ``--first-scene`` starts at another scene of the
+dataset (the fourth step chose its settings on scenes 100-111).
 
 The matcher is loaded as the service loads it (``load_trained``); ``--match-threads`` sets
 ``SIAMMATCH_MATCH_THREADS`` (:mod:`matcher.inference.parallel`); with more than one, the
@@ -53,6 +60,8 @@ import numpy as np
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
+
+from benchmarks._common import opencv_correlation  # noqa: E402
 
 SEED = 0
 SIZE = (480, 640)
@@ -95,8 +104,9 @@ def build_catalog(folder: Path, products: int, matcher) -> None:
     os.rename(staging, folder)
 
 
-def make_scenes(products: int, count: int) -> list[tuple[bytes, set[str]]]:
-    """The dataset's first ``count`` scenes as JPEG bytes with the catalog ids visible."""
+def make_scenes(products: int, count: int, first: int = 0) -> list[tuple[bytes, set[str]]]:
+    """The dataset's scenes ``first`` to ``first + count - 1`` as JPEG bytes with the catalog
+    ids visible."""
     from trainers.data.synth import ProductBank, SceneSettings, compose_scene, scene_rng
     from trainers.data.synth.families import design_catalog, design_foreign
 
@@ -106,7 +116,7 @@ def make_scenes(products: int, count: int) -> list[tuple[bytes, set[str]]]:
         design_foreign(min(max(12, products // 2), 200), seed=SEED),
     )
     out = []
-    for index in range(count):
+    for index in range(first, first + count):
         scene = compose_scene(scene_rng(SEED, index), bank, image_size=SIZE, settings=settings)
         bgr = np.ascontiguousarray(scene.image[..., ::-1])
         ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, scene.jpeg_quality])
@@ -192,11 +202,28 @@ class Probe:
         return out
 
 
+def grid_views(scene: np.ndarray, **_ignored) -> list[np.ndarray]:
+    """The retrieval views before issue 15's fourth step: the whole scene and a 3 x 3 grid of
+    ``H/2 x W/2`` windows, evenly spaced from edge to edge."""
+    h, w = scene.shape[:2]
+    ys = np.linspace(0, h - h // 2, 3).round().astype(int)
+    xs = np.linspace(0, w - w // 2, 3).round().astype(int)
+    return [scene] + [scene[y : y + h // 2, x : x + w // 2] for y in ys for x in xs]
+
+
 def run(catalog, m, scenes, probe: Probe, *, candidates: int) -> list[dict]:
     """One pass over the scenes: per scene, the stage times (s), the total and accuracy."""
     from index.search import search_scene
 
     rows = []
+    fetch = catalog.template_features_many
+    verified: list[str] = []
+
+    def fetched(ids, **kwargs):  # the candidates that go on to verification
+        verified[:] = ids
+        return fetch(ids, **kwargs)
+
+    catalog.template_features_many = fetched
     for data, present in scenes:
         timings: dict[str, float] = {}
         probe.take()
@@ -211,6 +238,7 @@ def run(catalog, m, scenes, probe: Probe, *, candidates: int) -> list[dict]:
                 **probe.take(),
                 "total": total,
                 "found": len(found & present),
+                "retrieved": len(set(verified) & present),
                 "present": len(present),
                 "false": len(found - present),
             }
@@ -223,7 +251,9 @@ def main() -> int:
     parser.add_argument("--products", type=int, default=1000, help="catalog products")
     parser.add_argument("--scenes", type=int, default=8, help="640x480 scenes searched")
     parser.add_argument("--repeats", type=int, default=2, help="warm passes over the scenes")
-    parser.add_argument("--candidates", type=int, default=20, help="products verified")
+    parser.add_argument(
+        "--candidates", type=int, default=10, help="products verified (the service's 10)"
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--cache", type=Path, default=None, help="catalog folder")
     parser.add_argument(
@@ -233,6 +263,15 @@ def main() -> int:
         "--before",
         action="store_true",
         help="the default as shipped before issue 15's third step (benchmarks/match_stages.py)",
+    )
+    parser.add_argument(
+        "--first-scene", type=int, default=0, help="first generator scene searched (default 0)"
+    )
+    parser.add_argument(
+        "--previous",
+        action="store_true",
+        help="search as at the end of issue 15's third step: retrieval views the whole scene "
+        "and a 3 x 3 grid of half-size windows, OpenCV's three-channel correlation",
     )
     args = parser.parse_args()
 
@@ -257,7 +296,12 @@ def main() -> int:
         m = load_trained(DEFAULT_RECIPE)  # as the service loads it
     if not folder.is_dir():
         build_catalog(folder, args.products, m)
-    scenes = make_scenes(args.products, args.scenes)
+    scenes = make_scenes(args.products, args.scenes, args.first_scene)
+    if args.previous:
+        import index.search
+
+        index.search.scene_views = grid_views
+        opencv_correlation(True)
     probe = Probe()
     probe.install(m)
     with Catalog(folder, matcher=m) as catalog:
@@ -281,6 +325,8 @@ def _report(args, cold: list[dict], warm: list[dict], torch, workers: int) -> No
     found = sum(r["found"] for r in cold)
     present = sum(r["present"] for r in cold)
     false = sum(r["false"] for r in cold)
+    retrieved = sum(r["retrieved"] for r in cold)
+    reachable = sum(min(r["present"], 5) for r in cold)  # k = 5 hits per scene
     stable = all(
         (a["found"], a["false"]) == (b["found"], b["false"])
         for a, b in zip(cold * args.repeats, warm, strict=True)
@@ -293,7 +339,12 @@ def _report(args, cold: list[dict], warm: list[dict], torch, workers: int) -> No
         f"{args.candidates} candidates, {args.repeats} warm passes"
     )
     print(
-        f"# found {found}/{present} products present ({found / max(present, 1):.0%}), "
+        f"# scenes {args.first_scene}-{args.first_scene + args.scenes - 1}, "
+        f"{'previous (grid views, OpenCV correlation)' if args.previous else 'today'}; "
+        f"{retrieved}/{present} products present among the candidates "
+        f"({retrieved / max(present, 1):.0%}); "
+        f"found {found}/{present} ({found / max(present, 1):.0%}; at most {reachable} with "
+        f"k=5), "
         f"{false} false hits; warm passes identical to the cold one: {stable}"
     )
     print("| stage | cold ms (median) | warm ms (median) | warm share |")

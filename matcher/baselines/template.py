@@ -18,8 +18,8 @@ Template matching sees neither rotation nor perspective: it is the baseline for 
 exact-copy case, and the reason learned matchers exist. Its machinery — the template
 (:func:`fit_template`, :func:`resize_template`, :func:`as_channels`), the levels
 (:func:`level_exponents`, :class:`ScenePyramid`), the search (:func:`search_pyramid`,
-:func:`correlate`, :func:`peaks`) — is also match mode's template-matching evidence
-(:mod:`matcher.inference.ncc`).
+and :mod:`matcher.baselines.correlation`'s :func:`correlate` and :func:`peaks`) — is
+also match mode's template-matching evidence (:mod:`matcher.inference.ncc`).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import torch
 from torchvision.ops import nms
 
 from matcher.baselines.base import BaselineMatcher
+from matcher.baselines.correlation import Prepared, correlate, peaks, prepare
 from matcher.checks import check_range
 from matcher.errors import ConfigError
 from matcher.images import box_crop
@@ -273,6 +274,7 @@ class ScenePyramid:
     levels: dict[float, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     fine: np.ndarray | None = None
     colour: bool = True
+    _prepared: dict[float, Prepared] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_image(
@@ -303,6 +305,12 @@ class ScenePyramid:
                 image = image[:, :, None]
             self.levels[scale] = (np.ascontiguousarray(image), grey)
         return self.levels[scale]
+
+    def prepared(self, scale: float) -> Prepared:
+        """The level's template-independent correlation parts (:func:`prepare`), made once."""
+        if scale not in self._prepared:
+            self._prepared[scale] = prepare(*self.level(scale))
+        return self._prepared[scale]
 
 
 def search_pyramid(
@@ -341,7 +349,9 @@ def search_pyramid(
         image, grey = pyramid.level(scale)
         if image.shape[0] < th or image.shape[1] < tw:
             continue
-        response = correlate(image, grey, template, min_std=min_std)
+        response = correlate(
+            image, grey, template, min_std=min_std, prepared=pyramid.prepared(scale)
+        )
         ys, xs, values = peaks(response, threshold=threshold, top_k=peaks_per_level)
         if len(values) == 0:
             continue
@@ -356,44 +366,3 @@ def search_pyramid(
     all_scores = np.concatenate(scores).astype(np.float32)
     keep = nms(torch.from_numpy(all_boxes), torch.from_numpy(all_scores), nms_iou).numpy()
     return all_boxes[keep], all_scores[keep]
-
-
-def correlate(
-    image: np.ndarray, grey: np.ndarray, template: np.ndarray, *, min_std: float
-) -> np.ndarray:
-    """``TM_CCOEFF_NORMED`` response of a template over an image, flat windows zeroed.
-
-    Args:
-        image: ``(H, W, C)`` float32.
-        grey: ``(H, W)`` float32 grey levels of the same image (for the flatness test).
-        template: ``(h, w, C)`` float32, ``h <= H`` and ``w <= W``.
-        min_std: windows whose grey-level standard deviation is below this score 0.
-
-    Returns:
-        ``(H - h + 1, W - w + 1)`` float32 correlations in ``[-1, 1]``.
-    """
-    th, tw = template.shape[:2]
-    src = image if image.shape[2] > 1 else image[:, :, 0]
-    tpl = template if template.shape[2] > 1 else template[:, :, 0]
-    response = cv2.matchTemplate(src, tpl, cv2.TM_CCOEFF_NORMED)
-    mean = cv2.boxFilter(grey, cv2.CV_32F, (tw, th), anchor=(0, 0), normalize=True)
-    mean_sq = cv2.boxFilter(grey * grey, cv2.CV_32F, (tw, th), anchor=(0, 0), normalize=True)
-    rows, cols = response.shape
-    var = mean_sq[:rows, :cols] - mean[:rows, :cols] ** 2
-    response[var < min_std**2] = 0.0
-    return np.nan_to_num(response, nan=0.0, posinf=0.0, neginf=0.0)
-
-
-def peaks(
-    response: np.ndarray, *, threshold: float, top_k: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Local maxima (3x3) of a response map at or above ``threshold``, best ``top_k``.
-
-    Returns:
-        ``(ys, xs, values)``, three ``(N,)`` arrays sorted by decreasing value.
-    """
-    dilated = cv2.dilate(response, np.ones((3, 3), np.uint8))
-    ys, xs = np.nonzero((response >= threshold) & (response >= dilated))
-    values = response[ys, xs]
-    order = np.argsort(-values, kind="stable")[:top_k]
-    return ys[order], xs[order], values[order]

@@ -73,21 +73,37 @@ def test_two_products_in_one_scene(setup):
     assert set(list(found)[:2]) == {"coffee", "chelsea"}
 
 
-def test_scene_views_cover_the_scene():
+def test_scene_views_cover_the_scene_at_every_size():
     scene = np.zeros((100, 160, 3), np.uint8)
-    views = scene_views(scene, tiles=3)
-    assert len(views) == 10 and views[0] is scene
-    assert all(v.shape == (50, 80, 3) for v in views[1:])
-    for v in views[1:]:  # views share the scene's memory: mark what they cover
+    views = scene_views(scene, windows=(0.5, 1.0), overlap=0.5)
+    assert views[0] is scene
+    # 50 px windows at most 25 px apart, first and last flush with the edges: 3 rows (0, 25,
+    # 50) x 6 columns (22 px apart); then 100 px windows: 1 row x 3 columns (0, 30, 60)
+    sizes = [v.shape for v in views[1:]]
+    assert sizes == [(50, 50, 3)] * 3 * 6 + [(100, 100, 3)] * 3
+    small = views[1 : 1 + 18]
+    for v in small:  # views share the scene's memory: mark what they cover
         v += 1
-    assert scene.min() >= 1 and scene.max() == 4  # the centre lies in four windows
-    assert len(scene_views(scene, tiles=0)) == 1
+    assert scene.min() >= 1  # every pixel is in a window of the smaller size
+    assert scene[50, 80].item(0) == 4  # rows 25 and 50 x columns 44 and 66
+    assert len(scene_views(scene, windows=())) == 1
+    default = scene_views(np.zeros((480, 640, 3), np.uint8))
+    assert len(default) == 1 + 7 * 10 + 5 * 7 + 3 * 5  # the docstring's 121 views
+    with pytest.raises(InvalidArgumentError):
+        scene_views(scene, windows=(0.0,))
+    with pytest.raises(InvalidArgumentError):
+        scene_views(scene, windows=(0.5,), overlap=0.95)
 
 
 def test_argument_checks(setup):
     cat, m = setup
     scene = clutter_scene(120, 160, seed=1)
-    for kwargs in ({"k": 0}, {"candidates": 0}, {"k": 5, "candidates": 3}, {"tiles": -1}):
+    for kwargs in (
+        {"k": 0},
+        {"candidates": 0},
+        {"k": 5, "candidates": 3},
+        {"windows": (1.5,)},
+    ):
         with pytest.raises(InvalidArgumentError):
             search_scene(cat, m, scene, **kwargs)
     with pytest.raises(InvalidArgumentError):
