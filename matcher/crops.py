@@ -333,6 +333,8 @@ def letterbox(image: np.ndarray, size: int) -> np.ndarray:
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     resized = cv2.resize(image, (nw, nh), interpolation=interp)
+    if nh == size and nw == size:  # nothing to pad: the mean colour is not needed
+        return resized.reshape(size, size, 3)
     canvas = np.empty((size, size, 3), np.uint8)
     canvas[:] = np.round(image.reshape(-1, 3).mean(axis=0)).astype(np.uint8)
     top, left = (size - nh) // 2, (size - nw) // 2

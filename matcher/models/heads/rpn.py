@@ -75,7 +75,7 @@ def _head_channel_major(head: nn.Sequential, feature: torch.Tensor) -> torch.Ten
     """Eval-mode ``head`` (1x1 conv, BN, ReLU, 1x1 conv) on a ``(C, K, H, W)`` map, as GEMMs.
 
     Returns:
-        ``(O, K, H, W)``.
+        ``(O, K, H, W)`` (a permuted view when ``feature`` is laid out channels-last).
     """
     conv0, bn, _, conv1 = head
     c, k, h, w = feature.shape
@@ -88,8 +88,15 @@ def _head_channel_major(head: nn.Sequential, feature: torch.Tensor) -> torch.Ten
         scale = torch.ones_like(conv0.bias)
         shift = conv0.bias
     w0 = conv0.weight.reshape(conv0.out_channels, c) * scale[:, None]
-    hidden = torch.addmm(shift[:, None], w0, feature.reshape(c, -1)).relu_()
     w1 = conv1.weight.reshape(conv1.out_channels, conv1.in_channels)
+    if feature.stride() == (k, 1, w * c * k, c * k):
+        # a channels-last correlation ([H][W][C][K] in memory): reading it as (C, K*H*W)
+        # would copy it whole; as (H*W, C, K) it is a view, and the products run per pixel
+        pixels = feature.permute(2, 3, 0, 1).reshape(h * w, c, k)
+        hidden = torch.matmul(pixels.transpose(1, 2), w0.t()).add_(shift).relu_()
+        out = torch.addmm(conv1.bias, hidden.reshape(h * w * k, -1), w1.t())
+        return out.reshape(h, w, k, conv1.out_channels).permute(3, 2, 0, 1)
+    hidden = torch.addmm(shift[:, None], w0, feature.reshape(c, -1)).relu_()
     out = torch.addmm(conv1.bias[:, None], w1, hidden)
     return out.reshape(conv1.out_channels, k, h, w)
 
