@@ -54,6 +54,8 @@ STAGES = ("decode", "embed", "retrieve", "templates", "verify", "rerank")
 WINDOWS = (0.25, 0.35, 0.5)
 #: Share of a window's side that it overlaps its neighbour of the same size.
 WINDOW_OVERLAP = 0.5
+#: Most views :func:`scene_views` makes of one scene (each costs an embedding).
+MAX_VIEWS = 1000
 
 
 @dataclass(frozen=True, eq=False)
@@ -107,16 +109,25 @@ def scene_views(
         row by row.
 
     Raises:
-        InvalidArgumentError: a fraction or ``overlap`` out of range.
+        InvalidArgumentError: a fraction or ``overlap`` out of range, or more than
+            :data:`MAX_VIEWS` views.
     """
     check_windows(windows, overlap)
     height, width = scene.shape[:2]
-    views = [scene]
+    grids = []
     for fraction in windows:
         side = max(1, round(min(height, width) * fraction))
         stride = max(1, round(side * (1.0 - overlap)))
-        for y in _starts(height, side, stride):
-            views.extend(scene[y : y + side, x : x + side] for x in _starts(width, side, stride))
+        grids.append((side, _starts(height, side, stride), _starts(width, side, stride)))
+    count = 1 + sum(len(ys) * len(xs) for _, ys, xs in grids)
+    if count > MAX_VIEWS:
+        raise InvalidArgumentError(
+            f"windows {tuple(windows)} with overlap {overlap} make {count} views of this "
+            f"scene; at most {MAX_VIEWS} (use larger windows or less overlap)"
+        )
+    views = [scene]
+    for side, ys, xs in grids:
+        views.extend(scene[y : y + side, x : x + side] for y in ys for x in xs)
     return views
 
 

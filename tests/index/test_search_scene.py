@@ -93,6 +93,8 @@ def test_scene_views_cover_the_scene_at_every_size():
         scene_views(scene, windows=(0.0,))
     with pytest.raises(InvalidArgumentError):
         scene_views(scene, windows=(0.5,), overlap=0.95)
+    with pytest.raises(InvalidArgumentError, match="at most 1000"):  # 9,802 views
+        scene_views(np.zeros((400, 400, 3), np.uint8), windows=(0.02,), overlap=0.5)
 
 
 def test_argument_checks(setup):
