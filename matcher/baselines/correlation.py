@@ -26,7 +26,7 @@ The per-image parts (channel planes, summed squares, grey squares) are prepared 
 :func:`prepare` and shared by every template correlated with that image (the levels of
 :class:`~matcher.baselines.template.ScenePyramid` keep theirs). On top, as before, windows
 whose grey-level standard deviation is below ``min_std`` score 0 and NaNs become 0. The
-result agrees with ``cv2.matchTemplate`` to about 1e-5 (``tests/matcher/test_ncc.py``).
+result agrees with ``cv2.matchTemplate`` to about 1e-5 (``tests/matcher/test_correlation.py``).
 """
 
 from __future__ import annotations
@@ -48,8 +48,10 @@ class Prepared:
     Attributes:
         image: ``(H, W, C)`` float32.
         grey: ``(H, W)`` float32 grey levels (the flatness test).
-        planes: the ``C`` channels, each ``(H, W)`` float32 contiguous.
-        energy: ``(H, W)`` float32, the squares summed over channels (``None`` for ``C = 1``).
+        planes: the ``C`` channels, each ``(H, W)`` float32 contiguous, and
+        energy: ``(H, W)`` float32, the squares summed over channels: what the split
+            path reads, only for a colour image of at least :data:`SPLIT_FROM` pixels
+            (``()`` and ``None`` otherwise: OpenCV correlates it).
         grey_squared: ``(H, W)`` float32, ``grey ** 2``.
     """
 
@@ -66,9 +68,10 @@ def prepare(image: np.ndarray, grey: np.ndarray) -> Prepared:
     if image.ndim == 2:
         image = image[:, :, None]
     grey = np.asarray(grey, np.float32)
-    planes = tuple(np.ascontiguousarray(image[:, :, c]) for c in range(image.shape[2]))
+    planes: tuple[np.ndarray, ...] = ()
     energy = None
-    if len(planes) > 1:
+    if image.shape[2] > 1 and image.shape[0] * image.shape[1] >= SPLIT_FROM:
+        planes = tuple(np.ascontiguousarray(image[:, :, c]) for c in range(image.shape[2]))
         energy = cv2.multiply(planes[0], planes[0])
         for plane in planes[1:]:
             energy = cv2.add(energy, cv2.multiply(plane, plane))
@@ -100,19 +103,19 @@ def correlate(
     if prepared is None:
         prepared = prepare(image, grey)
     height, width = prepared.grey.shape
-    if th > height or tw > width or template.shape[2] != len(prepared.planes):
-        # OpenCV's own error for a template larger than the image or of other channels
-        kernel = np.asarray(template, np.float32)
-        return cv2.matchTemplate(prepared.image, kernel, cv2.TM_CCOEFF_NORMED)
     rows, cols = height - th + 1, width - tw + 1
-    if len(prepared.planes) == 1:
-        response = cv2.matchTemplate(prepared.planes[0], template[:, :, 0], cv2.TM_CCOEFF_NORMED)
-    elif height * width < SPLIT_FROM:
-        response = cv2.matchTemplate(
-            prepared.image, np.asarray(template, np.float32), cv2.TM_CCOEFF_NORMED
-        )
-    else:
+    split = (
+        prepared.energy is not None
+        and height * width >= SPLIT_FROM
+        and template.shape[2] == len(prepared.planes)
+        and rows > 0
+        and cols > 0
+    )
+    if split:
         response = _colour_response(prepared, np.asarray(template, np.float64), rows, cols)
+    else:  # also raises OpenCV's own error for a template too large or of other channels
+        kernel = np.asarray(template, np.float32)
+        response = cv2.matchTemplate(prepared.image, kernel, cv2.TM_CCOEFF_NORMED)
     mean = cv2.boxFilter(prepared.grey, cv2.CV_32F, (tw, th), anchor=(0, 0), normalize=True)
     mean_sq = cv2.boxFilter(
         prepared.grey_squared, cv2.CV_32F, (tw, th), anchor=(0, 0), normalize=True
