@@ -7,6 +7,7 @@ import logging
 import resource
 import statistics
 import time
+from collections.abc import Callable
 
 
 def cpu_seconds() -> float:
@@ -18,15 +19,24 @@ def cpu_seconds() -> float:
     return total
 
 
-def recipe_arguments(doc: str, default_recipes: str) -> argparse.Namespace:
+def recipe_arguments(
+    doc: str,
+    default_recipes: str,
+    *,
+    threads: int = 1,
+    extra: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> argparse.Namespace:
     """The ``--recipes`` / ``--repeats`` / ``--threads`` command line of the per-recipe
-    benchmarks, parsed; logging quietened and torch's thread count set."""
+    benchmarks (``threads``: the default of ``--threads``; ``extra`` adds a script's own
+    options), parsed; logging quietened and torch's thread count set."""
     import torch
 
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--recipes", default=default_recipes)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=threads)
+    if extra is not None:
+        extra(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     torch.set_num_threads(args.threads)

@@ -38,12 +38,11 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
 import argparse  # noqa: E402
-import logging  # noqa: E402
 
 import torch  # noqa: E402
 
 import matcher  # noqa: E402
-from benchmarks._common import opencv_correlation  # noqa: E402
+from benchmarks._common import opencv_correlation, recipe_arguments  # noqa: E402
 from benchmarks.eval_before import BEFORE_GEOMETRIC, BEFORE_NCC  # noqa: E402
 from benchmarks.match_speed import ms, one_and_many  # noqa: E402
 from matcher.builder import load_trained  # noqa: E402
@@ -89,11 +88,7 @@ def bench(
     return one_and_many(models, repeats, setting)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recipes", default="siammask_small")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
+def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--match-threads", type=int, default=2)
     parser.add_argument(
         "--previous",
@@ -101,9 +96,10 @@ def main() -> None:
         help="before = the default at the end of the third step (today's settings and "
         "threads, OpenCV's three-channel correlation) instead of before the third step",
     )
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.ERROR)
-    torch.set_num_threads(args.threads)
+
+
+def main() -> None:
+    args = recipe_arguments(__doc__, "siammask_small", threads=2, extra=_options)
     print(
         f"# match stages {'fourth' if args.previous else 'third'} step before/after — "
         f"{platform.processor() or platform.machine()}, "

@@ -211,19 +211,26 @@ def grid_views(scene: np.ndarray, **_ignored) -> list[np.ndarray]:
     return [scene] + [scene[y : y + h // 2, x : x + w // 2] for y in ys for x in xs]
 
 
-def run(catalog, m, scenes, probe: Probe, *, candidates: int) -> list[dict]:
-    """One pass over the scenes: per scene, the stage times (s), the total and accuracy."""
-    from index.search import search_scene
-
-    rows = []
+def watch_candidates(catalog) -> list[str]:
+    """A list that always holds the product ids of the last search's verified candidates
+    (``search_scene`` fetches their template features in one call)."""
     fetch = catalog.template_features_many
     verified: list[str] = []
 
-    def fetched(ids, **kwargs):  # the candidates that go on to verification
+    def fetched(ids, **kwargs):
         verified[:] = ids
         return fetch(ids, **kwargs)
 
     catalog.template_features_many = fetched
+    return verified
+
+
+def run(catalog, m, scenes, probe: Probe, verified: list[str], *, candidates: int) -> list[dict]:
+    """One pass over the scenes: per scene, the stage times (s), the total and accuracy
+    (``verified``: :func:`watch_candidates` of ``catalog``)."""
+    from index.search import search_scene
+
+    rows = []
     for data, present in scenes:
         timings: dict[str, float] = {}
         probe.take()
@@ -307,11 +314,12 @@ def main() -> int:
     with Catalog(folder, matcher=m) as catalog:
         if len(catalog) != args.products:
             raise SystemExit(f"{folder} holds {len(catalog)} products, not {args.products}")
-        cold = run(catalog, m, scenes, probe, candidates=args.candidates)
+        verified = watch_candidates(catalog)
+        cold = run(catalog, m, scenes, probe, verified, candidates=args.candidates)
         warm = [
             r
             for _ in range(args.repeats)
-            for r in run(catalog, m, scenes, probe, candidates=args.candidates)
+            for r in run(catalog, m, scenes, probe, verified, candidates=args.candidates)
         ]
     _report(args, cold, warm, torch, match_threads())
     return 0
