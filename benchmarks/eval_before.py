@@ -14,6 +14,13 @@ not results, so they are left as they are now.
     python benchmarks/eval_before.py --seed 424243 --scenes 24   # synthetic validation draw
     python benchmarks/eval_before.py --set real --split val      # real-photo validation split
     python benchmarks/eval_before.py --scenes 100                # held-out synthetic
+
+With ``--previous`` first, it runs the default as at the end of that step instead (before
+the fourth): today's recipe and stages, every colour correlation by OpenCV's three-channel
+``matchTemplate`` (:func:`benchmarks._common.opencv_correlation`), ``--matchers
+siammask_small``:
+
+    python benchmarks/eval_before.py --previous --set real --split val
 """
 
 from __future__ import annotations
@@ -38,6 +45,12 @@ BEFORE_RECIPE = "_base_: siammask_small\ninference:\n  match:\n    verifier_cand
 
 def main() -> int:
     from api.cli import main as cli
+
+    if sys.argv[1:2] == ["--previous"]:
+        from benchmarks._common import opencv_correlation
+
+        opencv_correlation(True)
+        return cli(["eval", "pairs", "--matchers", "siammask_small", *sys.argv[2:]])
 
     # the matcher builds its stages by these names (only this process builds matchers)
     siamese_matcher.GeometricVerifier = lambda: GeometricVerifier(BEFORE_GEOMETRIC)
