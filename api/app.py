@@ -125,6 +125,7 @@ def init_app(app: Flask) -> None:
         extra=config["EXTRA_RECIPES"],
         device=config["DEVICE"],
         injected=config["MATCHER"],
+        precision=config["PRECISION"],
     )
     config["RECIPE"] = default
     catalog = config["CATALOG"]
@@ -169,6 +170,7 @@ def load_matchers(
     extra: Mapping[str, str | None],
     device: str,
     injected: Any | None = None,
+    precision: str | None = None,
 ) -> tuple[dict[str, Any], str]:
     """The service's matchers by recipe name, and the default one's name.
 
@@ -179,6 +181,8 @@ def load_matchers(
         extra: further recipes a request may pick, with their weights.
         device: where the networks run.
         injected: a ready matcher to use as the default.
+        precision: ``"fp32"`` or ``"bf16"`` for every loaded matcher (``None``: each
+            recipe's ``inference.precision``).
 
     Raises:
         ConfigError: a recipe with trainable weights and no weights file.
@@ -186,22 +190,25 @@ def load_matchers(
     if injected is not None:
         matchers = {injected.name: injected}
     else:
-        loaded = _load_matcher(recipe, weights, device)
+        loaded = _load_matcher(recipe, weights, device, precision)
         matchers = {loaded.name: loaded}
     default = next(iter(matchers))
     for name, extra_weights in extra.items():
         if name not in matchers:
-            loaded = _load_matcher(name, extra_weights, device)
+            loaded = _load_matcher(name, extra_weights, device, precision)
             matchers[loaded.name] = loaded
     return matchers, default
 
 
-def _load_matcher(recipe: str | None, weights: str | None, device: str) -> Any:
+def _load_matcher(
+    recipe: str | None, weights: str | None, device: str, precision: str | None
+) -> Any:
     return matcher.load_trained(
         recipe,
         weights,
         device=device,
         hint="give its weights file (WEIGHTS, or name=weights in EXTRA_RECIPES)",
+        precision=precision,
     )
 
 

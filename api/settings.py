@@ -17,6 +17,9 @@ RECIPE                SIAMMATCH_RECIPE               default recipe (api.default
                                                      or the one a siammatch WEIGHTS file stores)
 WEIGHTS               SIAMMATCH_WEIGHTS              weights file of ``RECIPE``
 DEVICE                SIAMMATCH_DEVICE               ``cpu``, ``cuda`` or ``auto``
+PRECISION             SIAMMATCH_PRECISION            ``fp32`` or ``bf16`` for every recipe's
+                                                     networks (unset: each recipe's
+                                                     ``inference.precision``)
 EXTRA_RECIPES         SIAMMATCH_EXTRA_RECIPES        more recipes a request may pick:
                                                      ``{name: weights or None}``; in the
                                                      environment ``name[=weights],...``
@@ -53,6 +56,7 @@ from index.catalog import MAX_K, MAX_PAGE
 from index.search import MAX_CANDIDATES
 from matcher.checks import check_float, check_int
 from matcher.errors import ConfigError
+from matcher.inference_config import PRECISIONS
 from matcher.interface import MAX_INSTANCES_LIMIT
 
 logger = logging.getLogger(__name__)
@@ -67,6 +71,7 @@ DEFAULTS: dict[str, Any] = {
     "RECIPE": None,  # None: the one WEIGHTS stores, else DEFAULT_RECIPE
     "WEIGHTS": None,
     "DEVICE": "cpu",
+    "PRECISION": None,  # None: each recipe's inference.precision
     "EXTRA_RECIPES": {},
     "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
     "MAX_PIXELS": 25_000_000,
@@ -121,6 +126,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "RECIPE": ("SIAMMATCH_RECIPE", _text),
     "WEIGHTS": ("SIAMMATCH_WEIGHTS", _text),
     "DEVICE": ("SIAMMATCH_DEVICE", str.strip),
+    "PRECISION": ("SIAMMATCH_PRECISION", _text),
     "EXTRA_RECIPES": ("SIAMMATCH_EXTRA_RECIPES", _recipes),
     "MAX_CONTENT_LENGTH": ("SIAMMATCH_MAX_CONTENT_LENGTH", int),
     "MAX_PIXELS": ("SIAMMATCH_MAX_PIXELS", int),
@@ -203,6 +209,11 @@ def _check(config: dict[str, Any]) -> None:
         config["EXTRA_RECIPES"] = extra = dict.fromkeys(extra)
     if not isinstance(extra, dict) or not all(isinstance(k, str) and k for k in extra):
         raise ConfigError(f"config EXTRA_RECIPES must map recipe names to weights, got {extra!r}")
+    precision = config["PRECISION"]
+    if precision is not None and precision not in PRECISIONS:
+        raise ConfigError(
+            f"config PRECISION must be one of {PRECISIONS} or unset, got {precision!r}"
+        )
     key = config["API_KEY"]
     if key is not None and (not isinstance(key, str) or not key):
         raise ConfigError("config API_KEY must be a non-empty string or None")

@@ -29,7 +29,8 @@ three-channel correlation in the template stage; pass ``--candidates 20``, the s
 setting then, to reproduce that search. ``--first-scene`` starts at another scene of the
 dataset (the fourth step chose its settings on scenes 100-111).
 
-The matcher is loaded as the service loads it (``load_trained``); ``--match-threads`` sets
+The matcher is loaded as the service loads it (``load_trained``; ``--precision bf16`` as
+with ``SIAMMATCH_PRECISION=bf16``); ``--match-threads`` sets
 ``SIAMMATCH_MATCH_THREADS`` (:mod:`matcher.inference.parallel`); with more than one, the
 matcher's stages inside ``verify`` are summed over its threads. ``--before`` loads the
 default as it was shipped before issue 15's third step instead (48 verified boxes, the
@@ -280,6 +281,7 @@ def main() -> int:
         help="search as at the end of issue 15's third step: retrieval views the whole scene "
         "and a 3 x 3 grid of half-size windows, OpenCV's three-channel correlation",
     )
+    parser.add_argument("--precision", choices=("fp32", "bf16"), help="SIAMMATCH_PRECISION")
     args = parser.parse_args()
 
     import torch
@@ -288,6 +290,7 @@ def main() -> int:
     from index.catalog import Catalog
     from matcher.builder import load_trained
     from matcher.inference.parallel import ENV, match_threads
+    from matcher.inference_prep import precision_of
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -300,7 +303,8 @@ def main() -> int:
         os.environ[ENV] = "1"
         m = _load(DEFAULT_RECIPE, after=False)
     else:
-        m = load_trained(DEFAULT_RECIPE)  # as the service loads it
+        m = load_trained(DEFAULT_RECIPE, precision=args.precision)  # as the service loads it
+    args.computed_in = precision_of(m.net)
     if not folder.is_dir():
         build_catalog(folder, args.products, m)
     scenes = make_scenes(args.products, args.scenes, args.first_scene)
@@ -348,6 +352,7 @@ def _report(args, cold: list[dict], warm: list[dict], torch, workers: int) -> No
     )
     print(
         f"# scenes {args.first_scene}-{args.first_scene + args.scenes - 1}, "
+        f"networks in {args.computed_in}, "
         f"{'previous (grid views, OpenCV correlation)' if args.previous else 'today'}; "
         f"{retrieved}/{present} products present among the candidates "
         f"({retrieved / max(present, 1):.0%}); "

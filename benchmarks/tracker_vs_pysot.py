@@ -6,15 +6,16 @@ with seeded random weights, its batch-norm statistics set from one pass over cro
 sequence (a random ResNet-50's boxes overflow otherwise), saved as PySOT saves a model and
 loaded into our recipe (``siamrpnpp_alexnet``, ``_mobilenetv2``, ``_r50``) with
 ``matcher.load(recipe, weights=..., prepare=True)``: the published-checkpoint loader, the
-network prepared for inference (batch norms folded, convolutions packed for oneDNN;
-``--as-loaded``: unprepared). Both trackers start on the same frame and box of one
-synthetic 640x480 sequence (a textured 80x64 target moving a few pixels per frame), track
-untimed warm-up frames, then the timed ones, the two ``track`` calls interleaved, alternately first.
-PySOT (BGR frames, ``track`` under ``torch.no_grad()``) needs torch, numpy, OpenCV and yacs
-(``--pysot-deps DIR``: a folder holding yacs, e.g. ``pip install --target DIR yacs``).
+network prepared for inference (batch norms folded, convolutions packed for oneDNN, in
+``--precision``; ``--as-loaded``: unprepared). Both trackers start on the same frame and
+box of one synthetic 640x480 sequence (a textured 80x64 target moving a few pixels per
+frame), track untimed warm-up frames, then the timed ones, the two ``track`` calls
+interleaved, alternately first. PySOT (BGR frames, ``track`` under ``torch.no_grad()``)
+needs torch, numpy, OpenCV and yacs (``--pysot-deps DIR``: a folder holding yacs, e.g.
+``pip install --target DIR yacs``).
 
-    python benchmarks/tracker_vs_pysot.py PYSOT_PATH [--models alex,mobilev2,r50]
-        [--frames 50] [--warmup 3] [--threads 1] [--pysot-deps DIR] [--as-loaded]
+    python benchmarks/tracker_vs_pysot.py PYSOT_PATH [--models alex,mobilev2,r50] [--frames 50]
+        [--warmup 3] [--threads 1] [--pysot-deps DIR] [--as-loaded] [--precision bf16]
 
 Prints a Markdown table: median ms per ``track`` for both, the ratio, and how closely the
 boxes agree (lowest IoU, largest centre gap). A bad PYSOT_PATH, an unknown model or a
@@ -226,10 +227,11 @@ def build_pair(
     workdir: Path,
     frames: list[np.ndarray],
     box: tuple[float, float, float, float],
-    prepare: bool = True,
+    **load: Any,
 ) -> tuple[Any, Any, list[str]]:
     """PySOT's tracker and ours on the same seeded random weights (batch-norm statistics
-    calibrated on ``frames`` around ``box``, see :func:`calibrate_batch_norm`).
+    calibrated on ``frames`` around ``box``, see :func:`calibrate_batch_norm`); ``load``:
+    ``matcher.load``'s ``prepare`` and ``precision``.
 
     Returns:
         PySOT's ``SiamRPNTracker``, our tracker, and the hyper-parameters that differ
@@ -245,7 +247,7 @@ def build_pair(
     )
     weights = workdir / f"{experiment}.pth"
     torch.save(model.state_dict(), weights)  # a plain state dict, as PySOT saves a model
-    ours = matcher.load(recipe, weights=weights, device="cpu", prepare=prepare)
+    ours = matcher.load(recipe, weights=weights, device="cpu", **load)
     ours_tracker = ours.tracker()
     params = ours_tracker.params
     pairs = {
@@ -340,11 +342,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0, help="weights and scene seed")
     parser.add_argument("--pysot-deps", default=None, help="folder holding yacs, if needed")
-    parser.add_argument(
-        "--as-loaded",
-        action="store_true",
-        help="time our network as loaded, not prepared (load(..., prepare=True))",
-    )
+    parser.add_argument("--as-loaded", action="store_true", help="our network unprepared")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     args = parser.parse_args()
     try:
         if args.frames < 1 or args.warmup < 0 or args.threads < 1:
@@ -359,7 +358,7 @@ def main() -> None:
     cv2.setNumThreads(args.threads)
     frames, first_box = synthetic_frames(1 + args.warmup + args.frames, seed=args.seed)
     print(f"# tracker step vs PySOT — {_machine_line(args.threads)}")
-    ours = "prepared for inference (batch norms folded, convolutions packed)"
+    ours = f"prepared for inference (batch norms folded, convolutions packed, {args.precision})"
     print(
         f"PySOT from {root}; seeded random weights (seed {args.seed}, batch-norm statistics "
         f"from the scene), identical for both; {args.frames} timed frames of "
@@ -381,6 +380,7 @@ def main() -> None:
                 frames=frames[:4],
                 box=first_box,
                 prepare=not args.as_loaded,
+                precision=args.precision,
             )
             r = run_pair(pysot_tracker, ours_tracker, frames, first_box, warmup=args.warmup)
             print(

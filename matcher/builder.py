@@ -22,7 +22,7 @@ from matcher.inference.decode import AnchorDecoder, ResponseDecoder
 from matcher.inference.point_decoder import PointDecoder
 from matcher.inference.siammask_masks import InstanceMasker
 from matcher.inference.verify import Verifier
-from matcher.inference_config import DetectConfig, TrackConfig
+from matcher.inference_config import PRECISIONS, DetectConfig, TrackConfig
 from matcher.inference_prep import prepare_for_inference
 from matcher.interface import Matcher
 from matcher.model_config import net_geometry
@@ -200,6 +200,7 @@ def load_trained(
     overrides: list[str] | None = None,
     hint: str = "give its weights file",
     prepare: bool = True,
+    precision: str | None = None,
 ) -> Matcher:
     """:func:`load`, refusing a matcher that would run untrained (:func:`runs_untrained`):
     what every user-facing path (service, CLI, evaluation) loads.
@@ -214,7 +215,9 @@ def load_trained(
         ConfigError: the recipe has learnable parameters and neither ``weights`` nor
             shipped weights; and everything :func:`load` raises.
     """
-    m = load(recipe, weights, device=device, overrides=overrides, prepare=prepare)
+    m = load(
+        recipe, weights, device=device, overrides=overrides, prepare=prepare, precision=precision
+    )
     if runs_untrained(m, weights):
         raise ConfigError(f"recipe {m.name!r} needs trained weights: {hint}")
     return m
@@ -227,6 +230,7 @@ def load(
     device: str | torch.device = "cpu",
     overrides: list[str] | None = None,
     prepare: bool = False,
+    precision: str | None = None,
 ) -> Matcher:
     """Build a matcher and load its weights.
 
@@ -249,7 +253,11 @@ def load(
             and faster, but the network can then no longer be trained, and its state dict
             has no batch-norm entries (:func:`load_trained` prepares by default; this
             function does not, since training and checkpoint tools start from it). The
-            verifier's embedder, if any, is prepared too.
+            verifier's embedder, if any, is prepared too, and both compute in the
+            recipe's ``inference.precision`` (float32 unless it says ``bf16``; an
+            unprepared network is float32 whatever it says).
+        precision: ``"fp32"`` or ``"bf16"`` instead of the recipe's
+            ``inference.precision`` (``None``: the recipe's).
 
     Returns:
         The matcher (``match``, ``match_many``, ``encode_reference``, ``tracker``).
@@ -257,8 +265,11 @@ def load(
     Raises:
         UnknownComponentError: unknown recipe or component.
         ConfigError: invalid recipe or override.
+        InvalidArgumentError: an unknown ``precision``.
         CheckpointError: the weights file is unreadable, unsafe or does not fit.
     """
+    if precision is not None and precision not in PRECISIONS:
+        raise InvalidArgumentError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if isinstance(recipe, str) and recipe in BASELINES:
         if weights is not None:
             raise InvalidArgumentError(f"{recipe} is a classical matcher; it takes no weights")
@@ -295,8 +306,9 @@ def load(
         )
         matcher.net.to(matcher.device).eval()
     if prepare:
-        prepare_for_inference(matcher.net)
+        precision = precision or recipe_obj.inference.precision
+        prepare_for_inference(matcher.net, precision=precision)
         verifier = getattr(matcher, "verifier", None)
         if verifier is not None:  # its embedder is loaded for inference only
-            prepare_for_inference(verifier.embedder)
+            prepare_for_inference(verifier.embedder, precision=precision)
     return matcher

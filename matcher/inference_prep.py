@@ -16,6 +16,10 @@ swapped for
 layout): the same parameters, results equal to float rounding, and their feature maps
 come out channels-last. Siamese Mask R-CNN keeps plain convolutions (torchvision's heads
 ``view`` their feature maps, which needs the NCHW layout).
+
+``precision="bf16"`` also makes those convolutions compute in bfloat16 (on any device;
+:mod:`matcher.inference_pack`), where the device does bfloat16 in hardware; elsewhere the
+network stays float32 and a warning says so.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from matcher.embedder import Embedder
-from matcher.inference_pack import pack_convolutions
+from matcher.inference_config import PRECISIONS
+from matcher.inference_pack import bf16_native, pack_convolutions, set_compute_dtype
 from matcher.models.siamese import SiameseNet
 from matcher.models.siammask import SiamMaskNet
 
@@ -37,24 +42,53 @@ logger = logging.getLogger(__name__)
 PACKED_NETWORKS = (SiameseNet, SiamMaskNet, Embedder)
 #: Attribute set on a network :func:`prepare_for_inference` changed.
 PREPARED = "inference_prepared"
+#: Attribute holding the precision a prepared network computes in (``"fp32"``, ``"bf16"``).
+PRECISION = "inference_precision"
 
 
-def prepare_for_inference(net: nn.Module) -> int:
+def prepare_for_inference(net: nn.Module, *, precision: str = "fp32") -> int:
     """Fold every convolution → batch-norm pair of ``net`` (put in eval mode) in place,
     then pack the convolutions of a Siamese tracker network or an embedder (see the module
-    docstring).
+    docstring), computing in ``precision`` (``"fp32"`` or ``"bf16"``).
 
-    Prepare a network on the device it will run on: packing applies to CPU weights.
+    Prepare a network on the device it will run on: packing applies to CPU weights, and
+    bfloat16 is used only where that device has it in hardware (:func:`bf16_native`).
 
     Returns:
         The number of batch norms folded.
+
+    Raises:
+        ValueError: an unknown ``precision``.
     """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     net.eval()
     folded = _fold_tree(net, top=True)
-    packed = pack_convolutions(net) if isinstance(net, PACKED_NETWORKS) else 0
+    packed = 0
+    used = "fp32"
+    if isinstance(net, PACKED_NETWORKS):
+        params = next(net.parameters(), None)
+        device = params.device if params is not None else torch.device("cpu")
+        low = precision == "bf16" and bf16_native(device)
+        if precision == "bf16" and not low:
+            logger.warning(
+                "%s: %s has no bfloat16 arithmetic in hardware (it would run slower than "
+                "float32): computing in float32",
+                type(net).__name__,
+                device,
+            )
+        packed = pack_convolutions(net, any_device=low)
+        if low:
+            set_compute_dtype(net, torch.bfloat16)
+            used = "bf16"
     setattr(net, PREPARED, True)
+    setattr(net, PRECISION, used)
     logger.debug(
-        "%s: folded %d batch norms, packed %d convolutions", type(net).__name__, folded, packed
+        "%s: folded %d batch norms, packed %d convolutions, %s",
+        type(net).__name__,
+        folded,
+        packed,
+        used,
     )
     return folded
 
@@ -62,6 +96,12 @@ def prepare_for_inference(net: nn.Module) -> int:
 def is_prepared(net: nn.Module) -> bool:
     """Whether :func:`prepare_for_inference` changed ``net``."""
     return bool(getattr(net, PREPARED, False))
+
+
+def precision_of(net: nn.Module) -> str:
+    """The precision ``net``'s convolutions compute in: ``"bf16"`` once prepared so,
+    ``"fp32"`` otherwise."""
+    return str(getattr(net, PRECISION, "fp32"))
 
 
 def _fold_tree(module: nn.Module, *, top: bool = False) -> int:

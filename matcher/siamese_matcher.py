@@ -240,8 +240,10 @@ class SiameseMatcher(RecipeMatcher):
         feats = [self._features(r) for r in references]
         image = load_image(scene)
         scene_model = to_model_order(image, self.recipe.model.input_format)
-        # the scene's keypoints and template pyramid do not need the search: prepared beside it
-        jobs = [submit(s.prepare_scene, image) if s else None for s in (self.geometric, self.ncc)]
+        # the scene's keypoints and template proposals do not need the search: made beside it
+        geo, ncc, limit = self.geometric, self.ncc, self.match_cfg.template_proposals
+        jobs = [submit(geo.prepare_scene, image) if geo else None]
+        jobs.append(ncc.start(image, [f.ncc for f in feats], limit) if ncc else None)
         results = self._search(feats, scene_model, params, distractor_aware)
         prepared = [job.result() if job is not None else None for job in jobs]
         scene_parts = (image, scene_model, *prepared)

@@ -19,7 +19,8 @@ colour channels, flat windows scoring 0):
    enlarge the downscaled scene are resampled from the original photo, not from the
    downscaled copy. (A cap of 2.5, reaching 5.3 %, cost twice the time and found fewer
    of the small products of the real-photo validation split: issue 15 in
-   ``benchmarks/RESULTS.md``.)
+   ``benchmarks/RESULTS.md``.) ``match_many`` starts them with the scene
+   (:meth:`NccVerifier.start`), on the match thread pool beside the Siamese search.
 2. **candidate evidence** (the ``template`` feature of the calibration): for a candidate
    box, the reference resized to the box (its longer side ``box_side`` pixels, times each
    of ``scales``) is correlated with the box's neighbourhood (the box widened by
@@ -38,7 +39,8 @@ Siamese recipes' *template* is their exemplar encoding); boxes are xyxy float pi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -55,6 +57,7 @@ from matcher.baselines.template import (
 from matcher.checks import check_range
 from matcher.errors import ConfigError
 from matcher.images import box_crop
+from matcher.inference.parallel import submit
 from matcher.structures import Reference
 
 Box = tuple[float, float, float, float]
@@ -148,6 +151,8 @@ class NccScene:
         pyramid: the pyramid of ``small``.
         exponents: the pyramid levels the proposals search (:func:`level_exponents`).
         scale: working pixels per scene pixel (at most 1).
+        early: proposals started before they were asked for (:meth:`NccVerifier.start`),
+            by ``(reference, limit)``.
     """
 
     image: np.ndarray
@@ -155,6 +160,7 @@ class NccScene:
     pyramid: ScenePyramid
     exponents: list[int]
     scale: float
+    early: dict[tuple[NccReference, int], Future] = field(default_factory=dict, repr=False)
 
 
 class NccVerifier:
@@ -198,9 +204,32 @@ class NccVerifier:
         )
         return NccScene(image=image, small=small, pyramid=pyramid, exponents=exponents, scale=scale)
 
+    def start(
+        self, image: np.ndarray, refs: list[NccReference | None], limit: int
+    ) -> _StartedScene:
+        """:meth:`prepare_scene` and then each reference's :meth:`proposals` (``limit``) as
+        tasks of the match thread pool (:mod:`matcher.inference.parallel`), so that they run
+        beside the Siamese search, which does not keep two cores busy. ``result()`` gives
+        the scene, whose :meth:`proposals` for those references wait for their task."""
+        scene_job = submit(self.prepare_scene, image)
+        wanted = {ref: None for ref in refs if ref is not None and not ref.flat and limit > 0}
+        jobs = {(ref, limit): submit(self._proposals_of, ref, scene_job, limit) for ref in wanted}
+        return _StartedScene(scene_job, jobs)
+
+    def _proposals_of(
+        self, ref: NccReference, scene_job: Future, limit: int
+    ) -> list[tuple[Box, float]]:
+        return self._search(ref, scene_job.result(), limit)
+
     def proposals(self, ref: NccReference, scene: NccScene, limit: int) -> list[tuple[Box, float]]:
         """Up to ``limit`` boxes where the pattern correlates best (scene pixels), with their
         correlation, best first."""
+        started = scene.early.get((ref, limit))
+        if started is not None:  # queued before any task that asks, so it runs or ran
+            return list(started.result())
+        return self._search(ref, scene, limit)
+
+    def _search(self, ref: NccReference, scene: NccScene, limit: int) -> list[tuple[Box, float]]:
         p = self.params
         if ref.flat or limit <= 0:
             return []
@@ -269,6 +298,19 @@ class NccVerifier:
         floor = self.params.evidence_floor
         excess = self.correlation(ref, scene, box) - floor
         return float(min(max(excess / (1.0 - floor), 0.0), 1.0))
+
+
+@dataclass(frozen=True, eq=False)
+class _StartedScene:
+    """What :meth:`NccVerifier.start` returns: ``result()`` is the prepared scene."""
+
+    scene_job: Future
+    jobs: dict[tuple[NccReference, int], Future]
+
+    def result(self) -> NccScene:
+        scene = self.scene_job.result()
+        scene.early.update(self.jobs)
+        return scene
 
 
 @dataclass(frozen=True, eq=False)

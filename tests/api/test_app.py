@@ -76,6 +76,7 @@ def test_environment_configures_the_app(monkeypatch):
         ({"EXTRA_RECIPES": "a,b"}, "EXTRA_RECIPES"),
         ({"API_KEY": ""}, "API_KEY"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({"PRECISION": "fp16"}, "PRECISION"),
     ],
 )
 def test_bad_config_values_are_refused(config, words):
@@ -86,6 +87,21 @@ def test_bad_config_values_are_refused(config, words):
 def test_bad_environment_value_names_the_variable():
     with pytest.raises(ConfigError, match="SIAMMATCH_MAX_K"):
         from_environment({"SIAMMATCH_MAX_K": "many"})
+
+
+def test_precision_applies_to_every_loaded_recipe(monkeypatch, make_app):
+    from matcher.inference_prep import precision_of
+
+    monkeypatch.setattr("matcher.inference_prep.bf16_native", lambda device: True)
+    monkeypatch.setenv("SIAMMATCH_PRECISION", "bf16")
+    assert resolve_config({})["PRECISION"] == "bf16"
+    monkeypatch.delenv("SIAMMATCH_PRECISION")
+    assert resolve_config({})["PRECISION"] is None  # each recipe's own
+    extra = {"EXTRA_RECIPES": {"siammask_small": None}}
+    low = make_app(PRECISION="bf16", **extra).extensions["siammatch"].matchers["siammask_small"]
+    assert precision_of(low.net) == "bf16" and precision_of(low.verifier.embedder) == "bf16"
+    plain = make_app(**extra).extensions["siammatch"].matchers["siammask_small"]
+    assert precision_of(plain.net) == "fp32"
 
 
 def test_recipe_with_untrained_weights_is_refused():

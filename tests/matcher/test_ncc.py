@@ -202,3 +202,40 @@ def test_a_calibration_with_template_needs_the_template_stage(tmp_path):
         overrides=["inference.match.geometric=false", "inference.match.calibration="],
     )
     assert plain.recipe.inference.match.template and plain.ncc is None
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_started_proposals_equal_the_ones_asked_for(scene, monkeypatch, threads):
+    """``start`` runs each reference's proposals on the match pool beside the search; the
+    scene it gives answers with them, the same boxes as a fresh search, and a reference it
+    was not started for (or another limit) is searched on demand."""
+    monkeypatch.setenv("SIAMMATCH_MATCH_THREADS", threads)
+    stage = NccVerifier()
+    ref = stage.encode_reference(Reference.from_image(PRODUCT))
+    other = stage.encode_reference(Reference.from_image(product_image("coffee")))
+    flat = stage.encode_reference(Reference.from_image(np.full((80, 80, 3), 120, np.uint8)))
+    started = stage.start(scene, [ref, None, flat, ref], limit=3)
+    assert list(started.jobs) == [(ref, 3)]  # one task per distinct textured reference
+    prepared = started.result()
+    assert set(prepared.early) == {(ref, 3)}
+    fresh = stage.prepare_scene(scene)
+    early = stage.proposals(ref, prepared, 3)
+    assert early == stage.proposals(ref, fresh, 3) and len(early) == 3
+    assert max(iou_matrix([b for b, _ in early], [BOX])[:, 0]) > 0.7
+    assert stage.proposals(ref, prepared, 1) == early[:1]  # not started: searched now
+    assert stage.proposals(other, prepared, 3) == stage.proposals(other, fresh, 3)
+    assert stage.proposals(flat, prepared, 3) == []
+
+
+def test_a_failed_started_proposal_is_raised_where_it_is_asked_for(scene, monkeypatch):
+    monkeypatch.setenv("SIAMMATCH_MATCH_THREADS", "2")
+    stage = NccVerifier()
+    ref = stage.encode_reference(Reference.from_image(PRODUCT))
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("pyramid broke")
+
+    monkeypatch.setattr("matcher.inference.ncc.search_pyramid", broken)
+    prepared = stage.start(scene, [ref], limit=1).result()
+    with pytest.raises(RuntimeError, match="pyramid broke"):
+        stage.proposals(ref, prepared, 1)
