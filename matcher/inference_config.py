@@ -10,6 +10,7 @@ Only builders and entry points read these; modules receive plain arguments.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
@@ -242,6 +243,38 @@ class MatchConfig:
 
 
 @dataclass(frozen=True)
+class CatalogSearchConfig:
+    """How ``/v1/search`` (:func:`index.search.search_scene`) verifies its candidates: the
+    match-mode settings it changes (``None``: as in ``inference.match``). A catalog search
+    verifies several products that retrieval already chose, so it can afford fewer checks
+    per product than a one-shot match.
+
+    Attributes:
+        verifier_candidates: Siamese boxes the embedder re-scores per product.
+        geometric_candidates: boxes checked with RootSIFT homographies per product.
+    """
+
+    verifier_candidates: int | None = None
+    geometric_candidates: int | None = None
+
+    _RANGES: ClassVar[Ranges] = (
+        ("verifier_candidates", 1, 1000, False),
+        ("geometric_candidates", 1, 1000, False),
+    )
+
+    def __post_init__(self) -> None:
+        for name, low, high, _ in self._RANGES:
+            value = getattr(self, name)
+            if value is not None:
+                check_range(f"inference.catalog_search.{name}", value, low, high)
+
+    def applied_to(self, match: MatchConfig) -> MatchConfig:
+        """``match`` with this section's settings in place of its own."""
+        changes = {k: getattr(self, k) for k, *_ in self._RANGES if getattr(self, k) is not None}
+        return dataclasses.replace(match, **changes) if changes else match
+
+
+@dataclass(frozen=True)
 class DetectConfig:
     """Inference of the detection family (``siam_mask_rcnn``); ``match`` sets its
     ``score_threshold``, ``max_instances`` and ``nms_iou``.
@@ -267,6 +300,8 @@ class InferenceConfig:
             models without one (the detector).
         match: match mode (one-shot search of a whole scene).
         detect: the detection family's inference settings (defaults when ``None``).
+        catalog_search: what a catalog search changes of ``match`` to verify its
+            candidates.
         precision: the number format the prepared Siamese network and its verifier's
             embedder compute their convolutions in: ``"fp32"`` (exact to the parity
             fixtures' tolerances) or ``"bf16"`` (each convolution's input and weights
@@ -282,4 +317,5 @@ class InferenceConfig:
     track: TrackConfig | None = None
     match: MatchConfig = field(default_factory=MatchConfig)
     detect: DetectConfig | None = None
+    catalog_search: CatalogSearchConfig = field(default_factory=CatalogSearchConfig)
     precision: Literal["fp32", "bf16"] = "fp32"

@@ -22,7 +22,12 @@ from matcher.config import Recipe
 from matcher.crops import template_crop
 from matcher.errors import ConfigError, InvalidArgumentError
 from matcher.images import ImageLike, load_image
-from matcher.inference.candidate_scoring import fuse_evidence, pool_params, rescore_distractors
+from matcher.inference.candidate_scoring import (
+    fuse_evidence,
+    pool_params,
+    rescore_distractors,
+    search_params,
+)
 from matcher.inference.decode import MatchDecoder, ReferenceGeometry
 from matcher.inference.evidence import ScoredCandidate
 from matcher.inference.fusion import Calibration, colour_histogram, resolve_calibration_path
@@ -30,10 +35,10 @@ from matcher.inference.geometric import GeometricVerifier, ReferenceKeypoints, S
 from matcher.inference.match import Candidate, SearchParams, search_templates, to_instances
 from matcher.inference.ncc import NccReference, NccScene, NccVerifier
 from matcher.inference.parallel import submit, thread_map
-from matcher.inference.refine import CoarseToFine
 from matcher.inference.siammask_masks import InstanceMasker
 from matcher.inference.tracking import TRACKERS, Tracker, crops_to_tensor, to_model_order
 from matcher.inference.verify import Verifier
+from matcher.inference_config import MatchConfig
 from matcher.interface import RecipeMatcher, resolve_match_limits
 from matcher.model_config import NetGeometry
 from matcher.structures import Instance, MatchResult, Reference
@@ -106,27 +111,10 @@ class SiameseMatcher(RecipeMatcher):
         cfg = recipe.inference.match
         #: match mode's settings, read once: the stages below get them as parameters.
         self.match_cfg = cfg
+        #: the settings a catalog search verifies its candidates with (``inference.catalog_search``)
+        self.catalog_cfg = recipe.inference.catalog_search.applied_to(cfg)
         #: the search settings at the recipe's defaults (a call may change the limits).
-        self.default_search = SearchParams(
-            score_threshold=cfg.score_threshold,
-            max_instances=cfg.max_instances,
-            nms_iou=cfg.nms_iou,
-            min_object_fraction=cfg.min_object_fraction,
-            max_object_fraction=cfg.max_object_fraction,
-            scale_step=cfg.scale_step,
-            max_upscale=cfg.max_upscale,
-            working_size=cfg.working_size,
-            pre_nms_top_k=cfg.pre_nms_top_k,
-            box_voting_iou=cfg.box_voting_iou,
-            coarse_to_fine=CoarseToFine(
-                max_scale=cfg.coarse_max_scale,
-                level_stride=cfg.coarse_level_stride,
-                candidates=cfg.refine_candidates,
-                min_score=cfg.refine_min_score,
-            )
-            if cfg.coarse_to_fine
-            else None,
-        )
+        self.default_search = search_params(cfg)
         self.geometric = GeometricVerifier() if cfg.geometric else None
         self.ncc = NccVerifier() if cfg.geometric and cfg.template else None
         self.calibration = (
@@ -219,6 +207,7 @@ class SiameseMatcher(RecipeMatcher):
         max_instances: int | None = None,
         score_threshold: float | None = None,
         distractor_aware: bool = False,
+        catalog_search: bool = False,
     ) -> list[MatchResult]:
         """:meth:`match` for several references with one pass of the scene's backbone; the
         per-reference stages run on :mod:`matcher.inference.parallel`'s threads.
@@ -230,6 +219,8 @@ class SiameseMatcher(RecipeMatcher):
             distractor_aware: also compare candidates with each other and down-weight those
                 that look more like another candidate than like the reference (shelves of
                 near-identical look-alikes); costs one crop pass per candidate.
+            catalog_search: verify with the recipe's ``inference.catalog_search`` settings
+                (fewer checks per reference; :func:`index.search.search_scene`).
 
         Returns:
             One :class:`MatchResult` per reference, in order.
@@ -241,16 +232,17 @@ class SiameseMatcher(RecipeMatcher):
         image = load_image(scene)
         scene_model = to_model_order(image, self.recipe.model.input_format)
         # the scene's keypoints and template proposals do not need the search: made beside it
-        geo, ncc, limit = self.geometric, self.ncc, self.match_cfg.template_proposals
+        cfg = self.catalog_cfg if catalog_search else self.match_cfg
+        geo, ncc, limit = self.geometric, self.ncc, cfg.template_proposals
         jobs = [submit(geo.prepare_scene, image) if geo else None]
         jobs.append(ncc.start(image, [f.ncc for f in feats], limit) if ncc else None)
-        results = self._search(feats, scene_model, params, distractor_aware)
+        results = self._search(feats, scene_model, params, distractor_aware, cfg)
         prepared = [job.result() if job is not None else None for job in jobs]
         scene_parts = (image, scene_model, *prepared)
         verifier = self.verifier.shared_scene(image) if self.verifier is not None else None
+        shared = (scene_parts, params, cfg, distractor_aware, verifier)
         return thread_map(
-            lambda job: self._finish_one(*job, scene_parts, params, distractor_aware, verifier),
-            zip(feats, results, strict=True),
+            lambda job: self._finish_one(*job, *shared), zip(feats, results, strict=True)
         )
 
     def _finish_one(
@@ -259,6 +251,7 @@ class SiameseMatcher(RecipeMatcher):
         cands: list[Candidate],
         scene_parts: tuple[np.ndarray, np.ndarray, SceneFeatures | None, NccScene | None],
         params: SearchParams,
+        cfg: MatchConfig,
         distractor_aware: bool,
         verifier: Verifier | None,
     ) -> MatchResult:
@@ -276,7 +269,7 @@ class SiameseMatcher(RecipeMatcher):
                 device=self.device,
             )
         if self.geometric is not None:
-            scored = self._fuse(f, image, scene_geometry, scene_ncc, cands, verifier)
+            scored = self._fuse(f, image, scene_geometry, scene_ncc, cands, verifier, cfg)
             cands = [Candidate(box=c.box, score=c.probability) for c in scored]
         elif verifier is not None:
             cands = verifier.rescore(f.embedding, image, cands)
@@ -303,12 +296,13 @@ class SiameseMatcher(RecipeMatcher):
         scene_model: np.ndarray,
         params: SearchParams,
         distractor_aware: bool,
+        cfg: MatchConfig,
     ) -> list[list[Candidate]]:
         """The Siamese search's candidates per reference, from the wider pool the re-scoring
         stages look at (:func:`~matcher.inference.candidate_scoring.pool_params`)."""
         search_params = pool_params(
             params,
-            self.match_cfg,
+            cfg,
             distractor_aware=distractor_aware,
             verified=self.verifier is not None,
             geometric=self.geometric is not None,
@@ -332,6 +326,7 @@ class SiameseMatcher(RecipeMatcher):
         scene_ncc: NccScene | None,
         cands: list[Candidate],
         verifier: Verifier | None,
+        cfg: MatchConfig,
     ) -> list[ScoredCandidate]:
         """:func:`~matcher.inference.candidate_scoring.fuse_evidence` with this matcher's
         stages and the reference's features."""
@@ -348,7 +343,7 @@ class SiameseMatcher(RecipeMatcher):
             geometric=self.geometric,
             ncc=self.ncc,
             calibration=self.calibration,
-            cfg=self.match_cfg,
+            cfg=cfg,
         )
 
     def scored_candidates(
@@ -367,10 +362,11 @@ class SiameseMatcher(RecipeMatcher):
         f = self._features(reference)
         image = load_image(scene)
         scene_model = to_model_order(image, self.recipe.model.input_format)
-        cands = self._search([f], scene_model, self._search_params(None, 0.0), False)[0]
+        params, cfg = self._search_params(None, 0.0), self.match_cfg
+        cands = self._search([f], scene_model, params, False, cfg)[0]
         scene_ncc = self.ncc.prepare_scene(image) if self.ncc is not None else None
         scene_geometry = self.geometric.prepare_scene(image)
-        return self._fuse(f, image, scene_geometry, scene_ncc, cands, self.verifier)
+        return self._fuse(f, image, scene_geometry, scene_ncc, cands, self.verifier, cfg)
 
     def _search_params(
         self, max_instances: int | None, score_threshold: float | None

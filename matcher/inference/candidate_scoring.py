@@ -34,9 +34,35 @@ from matcher.inference.fusion import Calibration
 from matcher.inference.geometric import GeometricVerifier, ReferenceKeypoints, SceneFeatures
 from matcher.inference.match import Candidate, SearchParams
 from matcher.inference.ncc import NccQuery, NccReference, NccScene, NccVerifier
+from matcher.inference.refine import CoarseToFine
 from matcher.inference.verify import Verifier
 from matcher.inference_config import MatchConfig
 from matcher.model_config import NetGeometry
+
+
+def search_params(cfg: MatchConfig) -> SearchParams:
+    """The Siamese search's settings at the recipe's defaults (a call may change the
+    limits)."""
+    return SearchParams(
+        score_threshold=cfg.score_threshold,
+        max_instances=cfg.max_instances,
+        nms_iou=cfg.nms_iou,
+        min_object_fraction=cfg.min_object_fraction,
+        max_object_fraction=cfg.max_object_fraction,
+        scale_step=cfg.scale_step,
+        max_upscale=cfg.max_upscale,
+        working_size=cfg.working_size,
+        pre_nms_top_k=cfg.pre_nms_top_k,
+        box_voting_iou=cfg.box_voting_iou,
+        coarse_to_fine=CoarseToFine(
+            max_scale=cfg.coarse_max_scale,
+            level_stride=cfg.coarse_level_stride,
+            candidates=cfg.refine_candidates,
+            min_score=cfg.refine_min_score,
+        )
+        if cfg.coarse_to_fine
+        else None,
+    )
 
 
 def pool_params(

@@ -40,12 +40,13 @@ def test_the_pasted_product_ranks_first(setup, monkeypatch):
     original = m.match_many
 
     def counting(references, *args, **kwargs):
-        calls.append(len(references))
+        calls.append((len(references), kwargs.get("catalog_search")))
         return original(references, *args, **kwargs)
 
     monkeypatch.setattr(m, "match_many", counting)
     hits = search_scene(cat, m, scene, k=3, candidates=4)
-    assert calls == [4]  # every candidate verified in one batched call
+    # every candidate verified in one batched call, with the recipe's catalog-search settings
+    assert calls == [(4, True)]
     assert hits and isinstance(hits[0], SceneHit)
     best = hits[0]
     assert best.product_id == "rocket"

@@ -190,3 +190,48 @@ def test_match_many_embeds_each_scene_square_once(scene):
     embedded.clear()
     shipped.match(refs[0], scene, score_threshold=0.0)
     assert sum(embedded) > 0
+
+
+def test_catalog_search_verifies_with_its_own_settings():
+    """``match_many(catalog_search=True)`` is ``match_many`` with the recipe's
+    ``inference.catalog_search`` values in place of its match settings (the default's: 8
+    embedder-verified and 5 homography-checked boxes), and the plain call is unchanged."""
+    from matcher.inference_config import CatalogSearchConfig, MatchConfig
+
+    product = product_image("coffee")
+    box = (250, 160, 390, 300)
+    scene = paste(clutter_scene(480, 640, seed=3), product, box)
+    refs = [matcher.Reference.from_image(p) for p in (product, product_image("rocket"))]
+    shipped = matcher.load_trained("siammask_small")
+    cfg = shipped.catalog_cfg
+    assert (cfg.verifier_candidates, cfg.geometric_candidates) == (8, 5)
+    pairs = (("verifier", 8), ("geometric", 5))
+    same = matcher.load_trained(
+        "siammask_small", overrides=[f"inference.match.{k}_candidates={v}" for k, v in pairs]
+    )
+    feats = [shipped.encode_reference(r) for r in refs]
+    plain = shipped.match_many(feats, scene)
+    searched = shipped.match_many(feats, scene, catalog_search=True)
+    expected = same.match_many([same.encode_reference(r) for r in refs], scene)
+    for a, b in zip(searched, expected, strict=True):
+        assert [(i.box, i.score) for i in a.instances] == [(i.box, i.score) for i in b.instances]
+    assert plain[0].best is not None and searched[0].best is not None
+    assert iou(searched[0].best.box, box) >= 0.7
+    assert [(i.box, i.score) for i in plain[0].instances] == [
+        (i.box, i.score) for i in shipped.match_many(feats, scene)[0].instances
+    ]
+    section, base = CatalogSearchConfig(geometric_candidates=3), MatchConfig()
+    assert section.applied_to(base).geometric_candidates == 3
+    assert section.applied_to(base).verifier_candidates == base.verifier_candidates
+    assert CatalogSearchConfig().applied_to(base) is base
+
+
+def test_catalog_search_settings_are_checked():
+    from matcher.recipes import load_recipe
+
+    recipe = load_recipe("siamrpnpp_alexnet", ["inference.catalog_search.verifier_candidates=4"])
+    assert recipe.inference.catalog_search.verifier_candidates == 4
+    assert recipe.inference.catalog_search.geometric_candidates is None
+    for bad in ("verifier_candidates=0", "geometric_candidates=5000", "candidates=3"):
+        with pytest.raises(ConfigError, match="catalog_search"):
+            load_recipe("siamrpnpp_alexnet", [f"inference.catalog_search.{bad}"])
