@@ -119,6 +119,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from api.cli import UsageError
 
     _check_ranges(args, UsageError)
+    _check_environment(UsageError)
     if args.weights is not None and not os.path.isfile(args.weights):
         raise UsageError(f"weights file {args.weights!r} does not exist")
     recipe = args.recipe or (None if args.weights else DEFAULT_RECIPE)
@@ -201,6 +202,18 @@ def _printable(catalog: str | None) -> str:
     from index.location import redact_url
 
     return redact_url(catalog) if catalog else "none"
+
+
+def _check_environment(error: type[Exception]) -> None:
+    """The ``SIAMMATCH_*`` settings the workers will read, checked before any of them boots
+    (a worker that refuses its configuration stops gunicorn with exit status 3)."""
+    from api.settings import resolve_config
+    from matcher.errors import ConfigError
+
+    try:
+        resolve_config({})
+    except ConfigError as exc:
+        raise error(str(exc)) from None
 
 
 def _check_ranges(args: argparse.Namespace, error: type[Exception]) -> None:

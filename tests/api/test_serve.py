@@ -99,6 +99,21 @@ def test_serve_mistakes_exit_2(serve_cli, capsys, args, words):
 
 
 @pytest.mark.parametrize(
+    "variable, value",
+    [("SIAMMATCH_PRECISION", "half"), ("SIAMMATCH_MAX_PIXELS", "many"), ("SIAMMATCH_MAX_K", "0")],
+)
+def test_bad_settings_in_the_environment_exit_2_before_any_worker(
+    serve_cli, capsys, monkeypatch, variable, value
+):
+    monkeypatch.setenv(variable, value)
+    assert api.cli.main(["serve", "--no-catalog"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("siammatch: error:")
+    assert variable.removeprefix("SIAMMATCH_") in err[0]
+    assert serve_cli == []
+
+
+@pytest.mark.parametrize(
     "catalog, words",
     [
         ("s3://bucket/catalog", "is a s3: URL; a catalog is a folder or a postgresql://"),
