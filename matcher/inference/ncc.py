@@ -211,10 +211,19 @@ class NccVerifier:
         tasks of the match thread pool (:mod:`matcher.inference.parallel`), so that they run
         beside the Siamese search, which does not keep two cores busy. ``result()`` gives
         the scene, whose :meth:`proposals` for those references wait for their task."""
-        scene_job = submit(self.prepare_scene, image)
         wanted = {ref: None for ref in refs if ref is not None and not ref.flat and limit > 0}
+        scene_job = submit(self._prepare_levels if wanted else self.prepare_scene, image)
         jobs = {(ref, limit): submit(self._proposals_of, ref, scene_job, limit) for ref in wanted}
         return _StartedScene(scene_job, jobs)
+
+    def _prepare_levels(self, image: np.ndarray) -> NccScene:
+        """:meth:`prepare_scene` with every searched level rendered and prepared, once, before
+        the proposal tasks read them (rendered lazily, the first tasks would race to render
+        the same levels)."""
+        scene = self.prepare_scene(image)
+        for j in scene.exponents:
+            scene.pyramid.prepared(self.params.scale_step**j)
+        return scene
 
     def _proposals_of(
         self, ref: NccReference, scene_job: Future, limit: int
