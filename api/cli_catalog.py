@@ -54,7 +54,9 @@ def register(sub: Any) -> None:
     p = csub.add_parser("search", help="find catalog products in a scene")
     p.add_argument("scene", metavar="SCENE", help="scene image")
     p.add_argument("-k", type=int, default=5, help="products to return (default 5)")
-    p.add_argument("--candidates", type=int, default=10, help="products verified (default 10)")
+    p.add_argument(
+        "--candidates", type=int, default=None, help="products verified (default: the search's, 10)"
+    )
     p.add_argument("--threshold", type=float, default=None, help="verification score floor")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     model_args(p)
@@ -194,7 +196,7 @@ def _synth_items(root: Path) -> list[tuple[str, str, dict, None]] | None:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from api.cli import load_matcher
-    from index.search import search_scene
+    from index.search import DEFAULT_CANDIDATES, search_scene
     from matcher.images import load_image
 
     scene = load_image(args.scene)
@@ -205,7 +207,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             m,
             scene,
             k=args.k,
-            candidates=args.candidates,
+            candidates=DEFAULT_CANDIDATES if args.candidates is None else args.candidates,
             score_threshold=args.threshold,
         )
     if args.json:

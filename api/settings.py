@@ -53,7 +53,7 @@ from typing import Any
 
 from api.defaults import DEFAULT_RECIPE
 from index.catalog import MAX_K, MAX_PAGE
-from index.search import MAX_CANDIDATES
+from index.search import DEFAULT_CANDIDATES, MAX_CANDIDATES
 from matcher.checks import check_float, check_int
 from matcher.errors import ConfigError
 from matcher.inference_config import PRECISIONS
@@ -81,7 +81,7 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_THRESHOLD": None,
     "MAX_INSTANCES": 20,
     "MAX_K": 20,
-    "SEARCH_CANDIDATES": 10,
+    "SEARCH_CANDIDATES": DEFAULT_CANDIDATES,
     "MAX_PAGE_SIZE": 200,
     "LOG_LEVEL": "INFO",
     "MATCHER": None,

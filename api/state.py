@@ -15,6 +15,7 @@ from flask import current_app
 
 from api.errors import CatalogUnavailableError
 from api.validation import Limits
+from index.search import DEFAULT_CANDIDATES
 from matcher.siamese_matcher import ReferenceFeatures
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ class Services:
     catalog: Any | None
     limits: Limits
     default_threshold: float | None = None
-    search_candidates: int = 10
+    search_candidates: int = DEFAULT_CANDIDATES
     openapi: dict[str, Any] | None = None
 
     @property

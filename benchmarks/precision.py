@@ -50,14 +50,10 @@ def load_pair(name: str) -> dict[str, object]:
     if shipped_weights(name) is not None:
         return {p: matcher.load_trained(name, precision=p) for p in PRECISIONS}
     torch.manual_seed(0)
-    first = matcher.load(name)
-    state = first.net.state_dict()
-    pair = {}
-    for p in PRECISIONS:
-        m = matcher.load(name)
-        m.net.load_state_dict(state)
+    pair = {p: matcher.load(name) for p in PRECISIONS}
+    pair["bf16"].net.load_state_dict(pair["fp32"].net.state_dict())
+    for p, m in pair.items():
         prepare_for_inference(m.net, precision=p)
-        pair[p] = m
     return pair
 
 

@@ -304,7 +304,6 @@ def main() -> int:
         m = _load(DEFAULT_RECIPE, after=False)
     else:
         m = load_trained(DEFAULT_RECIPE, precision=args.precision)  # as the service loads it
-    args.computed_in = precision_of(m.net)
     if not folder.is_dir():
         build_catalog(folder, args.products, m)
     scenes = make_scenes(args.products, args.scenes, args.first_scene)
@@ -325,7 +324,7 @@ def main() -> int:
             for _ in range(args.repeats)
             for r in run(catalog, m, scenes, probe, verified, candidates=args.candidates)
         ]
-    _report(args, cold, warm, torch, match_threads())
+    _report(args, cold, warm, torch, match_threads(), precision_of(m.net))
     return 0
 
 
@@ -333,7 +332,7 @@ def _median(rows: list[dict], key: str) -> float:
     return 1000 * statistics.median(r.get(key, 0.0) for r in rows)
 
 
-def _report(args, cold: list[dict], warm: list[dict], torch, workers: int) -> None:
+def _report(args, cold: list[dict], warm: list[dict], torch, workers: int, precision: str) -> None:
     found = sum(r["found"] for r in cold)
     present = sum(r["present"] for r in cold)
     false = sum(r["false"] for r in cold)
@@ -352,7 +351,7 @@ def _report(args, cold: list[dict], warm: list[dict], torch, workers: int) -> No
     )
     print(
         f"# scenes {args.first_scene}-{args.first_scene + args.scenes - 1}, "
-        f"networks in {args.computed_in}, "
+        f"networks in {precision}, "
         f"{'previous (grid views, OpenCV correlation)' if args.previous else 'today'}; "
         f"{retrieved}/{present} products present among the candidates "
         f"({retrieved / max(present, 1):.0%}); "

@@ -49,6 +49,9 @@ logger = logging.getLogger(__name__)
 #: Largest ``k`` and ``candidates`` accepted.
 MAX_RESULTS = 100
 MAX_CANDIDATES = 1000
+#: Products retrieved and verified by default (the service's ``SEARCH_CANDIDATES``, the
+#: CLI's ``--candidates``): see the module docstring, step 2.
+DEFAULT_CANDIDATES = 10
 #: The stages :func:`search_scene` times: reading the scene, embedding its views, the FAISS
 #: search (with the hits' product names), fetching the candidates' template features, the
 #: batched verification (``match_many``) and re-ranking with the hits' metadata.
@@ -158,7 +161,7 @@ def search_scene(
     scene: ImageLike,
     *,
     k: int = 5,
-    candidates: int = 10,
+    candidates: int = DEFAULT_CANDIDATES,
     score_threshold: float | None = None,
     max_instances: int | None = None,
     windows: Sequence[float] = WINDOWS,

@@ -263,10 +263,7 @@ class CatalogSearchConfig:
     )
 
     def __post_init__(self) -> None:
-        for name, low, high, _ in self._RANGES:
-            value = getattr(self, name)
-            if value is not None:
-                check_range(f"inference.catalog_search.{name}", value, low, high)
+        check_fields(self, "inference.catalog_search.", self._RANGES)
 
     def applied_to(self, match: MatchConfig) -> MatchConfig:
         """``match`` with this section's settings in place of its own."""

@@ -97,17 +97,28 @@ class PackedConv2d(nn.Conv2d):
         self.__dict__.setdefault("compute_dtype", None)
         self._reset_cache()
 
-    def _fast_path(self, x: torch.Tensor) -> bool:
+    def _inference_call(self, x: torch.Tensor) -> bool:
+        """An eval-mode float32 call that autograd does not record (what both the packed and
+        the bfloat16 path need)."""
         w = self.weight
         return (
             not self.training
-            and x.dim() == 4
-            and x.device.type == "cpu"
             and x.dtype == torch.float32
             and w.dtype == torch.float32
-            and w.device.type == "cpu"
             and not (torch.is_grad_enabled() and (x.requires_grad or w.requires_grad))
         )
+
+    def _fast_path(self, x: torch.Tensor) -> bool:
+        return (
+            self._inference_call(x)
+            and x.dim() == 4
+            and x.device.type == "cpu"
+            and self.weight.device.type == "cpu"
+        )
+
+    def _weight_owner(self) -> tuple[int, int]:
+        """What identifies the weight's current values: its storage and version."""
+        return self.weight.data_ptr(), self.weight._version
 
     def _weight_for(self, shape: tuple[int, ...]) -> torch.Tensor:
         """The packed weight for an input ``shape``, or the plain one when not (yet) packed."""
@@ -116,7 +127,7 @@ class PackedConv2d(nn.Conv2d):
 
     def _cached_weight(self, shape: tuple[int, ...]) -> torch.Tensor:
         w = self.weight
-        owner = (w.data_ptr(), w._version)
+        owner = self._weight_owner()
         if owner != self._packed_for:  # new or changed weight: forget the packed copies
             self._packed.clear()
             self._packed_for = owner
@@ -140,19 +151,10 @@ class PackedConv2d(nn.Conv2d):
     def _geometry(self) -> tuple[list[int], list[int], list[int], int]:
         return list(self.padding), list(self.stride), list(self.dilation), self.groups
 
-    def _low_path(self, x: torch.Tensor) -> bool:
-        return (
-            self.compute_dtype is not None
-            and not self.training
-            and x.dtype == torch.float32
-            and self.weight.dtype == torch.float32
-            and not (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad))
-        )
-
     def _low_weights(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The weight and bias in ``compute_dtype``, converted once per weight version."""
         w = self.weight
-        owner = (w.data_ptr(), w._version, w.device, self.compute_dtype)
+        owner = (*self._weight_owner(), w.device, self.compute_dtype)
         with self._lock:
             if self._low is None or self._low[0] != owner:
                 memory = torch.channels_last if w.device.type == "cpu" else torch.preserve_format
@@ -162,7 +164,7 @@ class PackedConv2d(nn.Conv2d):
             return self._low[1], self._low[2]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._low_path(x):
+        if self.compute_dtype is not None and self._inference_call(x):
             weight, bias = self._low_weights()
             memory = torch.channels_last if x.device.type == "cpu" else torch.preserve_format
             y = F.conv2d(

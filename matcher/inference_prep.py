@@ -32,7 +32,12 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from matcher.embedder import Embedder
 from matcher.inference_config import PRECISIONS
-from matcher.inference_pack import bf16_native, pack_convolutions, set_compute_dtype
+from matcher.inference_pack import (
+    PackedConv2d,
+    bf16_native,
+    pack_convolutions,
+    set_compute_dtype,
+)
 from matcher.models.siamese import SiameseNet
 from matcher.models.siammask import SiamMaskNet
 
@@ -42,8 +47,6 @@ logger = logging.getLogger(__name__)
 PACKED_NETWORKS = (SiameseNet, SiamMaskNet, Embedder)
 #: Attribute set on a network :func:`prepare_for_inference` changed.
 PREPARED = "inference_prepared"
-#: Attribute holding the precision a prepared network computes in (``"fp32"``, ``"bf16"``).
-PRECISION = "inference_precision"
 
 
 def prepare_for_inference(net: nn.Module, *, precision: str = "fp32") -> int:
@@ -65,7 +68,6 @@ def prepare_for_inference(net: nn.Module, *, precision: str = "fp32") -> int:
     net.eval()
     folded = _fold_tree(net, top=True)
     packed = 0
-    used = "fp32"
     if isinstance(net, PACKED_NETWORKS):
         params = next(net.parameters(), None)
         device = params.device if params is not None else torch.device("cpu")
@@ -80,15 +82,13 @@ def prepare_for_inference(net: nn.Module, *, precision: str = "fp32") -> int:
         packed = pack_convolutions(net, any_device=low)
         if low:
             set_compute_dtype(net, torch.bfloat16)
-            used = "bf16"
     setattr(net, PREPARED, True)
-    setattr(net, PRECISION, used)
     logger.debug(
         "%s: folded %d batch norms, packed %d convolutions, %s",
         type(net).__name__,
         folded,
         packed,
-        used,
+        precision_of(net),
     )
     return folded
 
@@ -99,9 +99,10 @@ def is_prepared(net: nn.Module) -> bool:
 
 
 def precision_of(net: nn.Module) -> str:
-    """The precision ``net``'s convolutions compute in: ``"bf16"`` once prepared so,
-    ``"fp32"`` otherwise."""
-    return str(getattr(net, PRECISION, "fp32"))
+    """The precision ``net``'s convolutions compute in: ``"bf16"`` when any of them was set
+    to bfloat16 (:func:`prepare_for_inference` with ``precision="bf16"``), else ``"fp32"``."""
+    low = any(isinstance(m, PackedConv2d) and m.compute_dtype is not None for m in net.modules())
+    return "bf16" if low else "fp32"
 
 
 def _fold_tree(module: nn.Module, *, top: bool = False) -> int:

@@ -265,7 +265,7 @@ class SiameseMatcher(RecipeMatcher):
                 scene_model,
                 cands,
                 geometry=self.geometry,
-                weight=self.match_cfg.distractor_weight,
+                weight=cfg.distractor_weight,
                 device=self.device,
             )
         if self.geometric is not None:
