@@ -147,30 +147,28 @@ def test_match_many_runs_the_folded_rpn_heads_alike():
         )
 
 
-@pytest.mark.parametrize("fold", [False, True], ids=["batch_norm", "folded"])
-def test_the_channel_major_head_reads_a_channels_last_correlation_alike(fold):
-    """The depth-wise head's GEMM path on a channels-last correlation (a packed network's
-    layout, read without copying) against the head module itself on every template."""
-    from matcher.models.heads.rpn import DepthwiseXCorr, _head_channel_major
+@pytest.mark.parametrize("prepare", [False, True], ids=["as_built", "prepared"])
+def test_the_depthwise_head_scores_several_templates_as_one_batch(prepare):
+    """Match mode's template-by-template head (``DepthwiseXCorr.scores``) against the
+    head on the batch correlation of every template at once (one grouped convolution)."""
+    from matcher.models.heads.rpn import DepthwiseXCorr
 
     torch.manual_seed(5)
     xcorr = DepthwiseXCorr(16, 16, 10).eval()
     bn = xcorr.head[1]
     bn.running_mean.uniform_(-1, 1)
     bn.running_var.uniform_(0.5, 2)
-    if fold:
+    search, kernels = torch.randn(1, 16, 13, 15), torch.randn(3, 16, 5, 5)
+    if prepare:
         prepare_for_inference(xcorr)
-    c, k, h, w = 16, 3, 7, 9
-    wide = torch.randn(1, c * k, h, w).contiguous(memory_format=torch.channels_last)
-    feature = wide.reshape(c, k, h, w)
-    assert feature.stride() == (k, 1, w * c * k, c * k)  # the layout the fast path reads
+        search = search.contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
-        fast = _head_channel_major(xcorr.head, feature)
-        plain = _head_channel_major(xcorr.head, feature.contiguous())
-        expected = xcorr.head(feature.transpose(0, 1).contiguous()).transpose(0, 1)
-    assert fast.shape == plain.shape == (10, k, h, w)
-    torch.testing.assert_close(fast, expected, atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(plain, expected, atol=1e-4, rtol=1e-4)
+        many = xcorr.scores(kernels, search)
+        batch, feature = xcorr.correlate(kernels, search)
+        alone = xcorr.scores(kernels[1:2], search)
+    assert many.shape == batch.shape == (3, 10, 9, 11) and feature.shape == (3, 16, 9, 11)
+    torch.testing.assert_close(many, batch, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(many[1:2], alone, atol=1e-5, rtol=1e-5)
 
 
 @needs_onednn

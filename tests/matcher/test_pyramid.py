@@ -98,3 +98,29 @@ def test_tiles_report_every_scene_position_exactly_once(geometry, working_size, 
             assert c - geometry.support >= tile.x0
         if tile.x0 + tile.width < level.padded_width:
             assert c + geometry.support <= tile.x0 + tile.width - 1
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+@pytest.mark.parametrize("scale", [1.26, 1.59, 2.0, 3.2])
+def test_tiles_share_a_large_level_instead_of_running_past_it(geometry, scale):
+    """Tiled levels are padded by less than a stride per tile beyond what the network needs
+    (full-size tiles once padded a 1,150-pixel level to 1,919), with no more tiles than
+    full-size ones would take."""
+    level = plan_level(scale, (480, 640), geometry, 1024)
+    for side, padded, count, size in (
+        (level.width, level.padded_width, len({t.x0 for t in level.tiles}), level.tiles[0].width),
+        (
+            level.height,
+            level.padded_height,
+            len({t.y0 for t in level.tiles}),
+            level.tiles[0].height,
+        ),
+    ):
+        needed = geometry.fit(side + 2 * level.pad)
+        assert needed <= padded < needed + count * geometry.stride
+        # plan_level's tile for a working size of 1024
+        full = geometry.instance_size + (1024 - geometry.instance_size) // 8 * 8
+        support = math.ceil(geometry.support)
+        step = (full - 2 * support) // geometry.stride * geometry.stride
+        assert count == (1 if needed <= full else 1 + math.ceil((needed - full) / step))
+        assert size <= max(full, geometry.instance_size)

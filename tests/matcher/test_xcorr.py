@@ -63,3 +63,21 @@ def test_ops_leave_inputs_unchanged():
     xcorr_depthwise(x, z)
     xcorr_naive(x, z)
     assert torch.equal(x, x0) and torch.equal(z, z0)
+
+
+@pytest.mark.parametrize("op", ["naive", "depthwise", "upchannel"])
+def test_one_search_and_one_template_keep_a_channels_last_layout(op):
+    """A prepared network's search is channels-last; a batch of one paired with one template
+    must reach the convolution as such (oneDNN's fast kernels), and give the same values."""
+    torch.manual_seed(3)
+    x = torch.randn(1, 8, 17, 19).contiguous(memory_format=torch.channels_last)
+    z = torch.randn(1, 8 * (2 if op == "upchannel" else 1), 5, 5)
+    if op == "naive":
+        out, expected = xcorr_naive(x, z), _brute(x, z, "naive")
+    elif op == "depthwise":
+        out, expected = xcorr_depthwise(x, z), _brute(x, z, "depthwise")
+    else:
+        out, expected = xcorr_upchannel(x, z, 2), _brute(x, z, "upchannel", outputs=2)
+    torch.testing.assert_close(out, expected)
+    if op == "depthwise":
+        assert out.is_contiguous(memory_format=torch.channels_last)

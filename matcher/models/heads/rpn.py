@@ -20,11 +20,7 @@ from torch import nn
 
 from matcher.model_config import HeadConfig
 from matcher.models.heads.registry import HEADS
-from matcher.models.heads.xcorr import (
-    xcorr_depthwise,
-    xcorr_depthwise_channel_major,
-    xcorr_upchannel,
-)
+from matcher.models.heads.xcorr import xcorr_depthwise, xcorr_upchannel
 
 
 def _conv_bn_relu(cin: int, cout: int, kernel: int) -> nn.Sequential:
@@ -58,47 +54,25 @@ class DepthwiseXCorr(nn.Module):
     def correlate(
         self, kernel: torch.Tensor, search: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns ``(head output, correlation feature)``, both ``(N, ., H', W')``.
-
-        In eval mode with one search and several templates (match mode), the correlation
-        stays channel-major and the 1x1 head runs as matrix products; the feature is then
-        returned as a (non-contiguous) view.
-        """
-        if not self.training and search.shape[0] == 1 and kernel.shape[0] > 1:
-            feature = xcorr_depthwise_channel_major(search, kernel)
-            return _head_channel_major(self.head, feature).transpose(0, 1), feature.transpose(0, 1)
+        """Returns ``(head output, correlation feature)``, both ``(N, ., H', W')``."""
         feature = xcorr_depthwise(search, kernel)
         return self.head(feature), feature
 
+    def scores(self, kernel: torch.Tensor, search: torch.Tensor) -> torch.Tensor:
+        """The head output of :meth:`correlate` alone, ``(N, out, H', W')``.
 
-def _head_channel_major(head: nn.Sequential, feature: torch.Tensor) -> torch.Tensor:
-    """Eval-mode ``head`` (1x1 conv, BN, ReLU, 1x1 conv) on a ``(C, K, H, W)`` map, as GEMMs.
-
-    Returns:
-        ``(O, K, H, W)`` (a permuted view when ``feature`` is laid out channels-last).
-    """
-    conv0, bn, _, conv1 = head
-    c, k, h, w = feature.shape
-    if isinstance(bn, nn.BatchNorm2d):
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        shift = bn.bias - bn.running_mean * scale
-        if conv0.bias is not None:
-            shift = shift + conv0.bias * scale
-    else:  # folded into conv0 (matcher.inference_prep)
-        scale = torch.ones_like(conv0.bias)
-        shift = conv0.bias
-    w0 = conv0.weight.reshape(conv0.out_channels, c) * scale[:, None]
-    w1 = conv1.weight.reshape(conv1.out_channels, conv1.in_channels)
-    if feature.stride() == (k, 1, w * c * k, c * k):
-        # a channels-last correlation ([H][W][C][K] in memory): reading it as (C, K*H*W)
-        # would copy it whole; as (H*W, C, K) it is a view, and the products run per pixel
-        pixels = feature.permute(2, 3, 0, 1).reshape(h * w, c, k)
-        hidden = torch.matmul(pixels.transpose(1, 2), w0.t()).add_(shift).relu_()
-        out = torch.addmm(conv1.bias, hidden.reshape(h * w * k, -1), w1.t())
-        return out.reshape(h, w, k, conv1.out_channels).permute(3, 2, 0, 1)
-    hidden = torch.addmm(shift[:, None], w0, feature.reshape(c, -1)).relu_()
-    out = torch.addmm(conv1.bias[:, None], w1, hidden)
-    return out.reshape(conv1.out_channels, k, h, w)
+        In eval mode with one search and several templates (match mode) it runs template
+        by template, a depth-wise correlation and the 1x1 head on it, and concatenates the
+        small outputs: each correlation is then an ordinary depth-wise convolution (one
+        grouped convolution over all the templates has a channel multiplier, for which
+        oneDNN has no fast kernel) and each head a 1x1 convolution on a map laid out as the
+        search (channels-last on a prepared network), with no copy of the correlations.
+        """
+        if self.training or search.shape[0] != 1 or kernel.shape[0] == 1:
+            return self.correlate(kernel, search)[0]
+        return torch.cat(
+            [self.head(xcorr_depthwise(search, kernel[i : i + 1])) for i in range(len(kernel))]
+        )
 
 
 class DepthwiseRPN(nn.Module):
@@ -125,9 +99,7 @@ class DepthwiseRPN(nn.Module):
         return [self.cls.conv_search(xf[0]), self.loc.conv_search(xf[0])]
 
     def correlate(self, zk: list[torch.Tensor], xk: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        cls, _ = self.cls.correlate(zk[0], xk[0])
-        loc, _ = self.loc.correlate(zk[1], xk[1])
-        return {"cls": cls, "loc": loc}
+        return {"cls": self.cls.scores(zk[0], xk[0]), "loc": self.loc.scores(zk[1], xk[1])}
 
 
 class MultiRPN(nn.Module):

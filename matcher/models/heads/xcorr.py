@@ -22,12 +22,16 @@ import torch.nn.functional as F
 
 def _pairing(x: torch.Tensor, z: torch.Tensor) -> str:
     b, k = x.shape[0], z.shape[0]
-    if k == b:
+    # One template and one search take the plain convolution: the pairwise path's
+    # ``reshape(1, B * C, H, W)`` gives a batch of one an arbitrary batch stride, and
+    # oneDNN then no longer sees a channels-last search as channels-last and falls back
+    # to a convolution over ten times slower.
+    if k == b and b > 1:
         return "pairwise"
-    if b == 1:
-        return "one_search"
     if k == 1:
         return "one_template"
+    if b == 1:
+        return "one_search"
     raise ValueError(f"cannot pair {k} templates with {b} searches (need K == B, B == 1 or K == 1)")
 
 
