@@ -74,30 +74,10 @@ def xcorr_depthwise(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         out = F.conv2d(x.reshape(1, b * c, h, w), z.reshape(b * c, 1, kh, kw), groups=b * c)
         return out.reshape(b, c, out.shape[-2], out.shape[-1])
     if mode == "one_search":
-        return xcorr_depthwise_channel_major(x, z).transpose(0, 1).contiguous()
+        # one depth-wise convolution per template: oneDNN has fast kernels for those, not
+        # for one grouped convolution holding all K kernels of each channel
+        return torch.cat([F.conv2d(x, t.reshape(c, 1, kh, kw), groups=c) for t in z])
     return F.conv2d(x, z.reshape(c, 1, kh, kw), groups=c)
-
-
-def xcorr_depthwise_channel_major(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """Depth-wise correlation of one search with ``K`` templates, channel-major.
-
-    The search is read once (``groups=C``, each group holding the ``K`` kernels of its
-    channel), and the result is left in that layout so that 1x1 convolutions can follow
-    as plain matrix products without a transpose.
-
-    Args:
-        x: ``(1, C, H, W)`` search features.
-        z: ``(K, C, h, w)`` template kernels.
-
-    Returns:
-        ``(C, K, H', W')``.
-    """
-    if x.shape[0] != 1:
-        raise ValueError(f"channel-major correlation takes one search, got {x.shape[0]}")
-    k, c, kh, kw = z.shape
-    weight = z.transpose(0, 1).reshape(c * k, 1, kh, kw)
-    out = F.conv2d(x, weight, groups=c)
-    return out.reshape(c, k, out.shape[-2], out.shape[-1])
 
 
 def xcorr_upchannel(x: torch.Tensor, z: torch.Tensor, outputs: int) -> torch.Tensor:
