@@ -2,12 +2,17 @@
 the cost of matching 16 references in one pass relative to one.
 
 Fixed workload: the ``coffee`` product from scikit-image (200x200) as reference, a
-deterministic 640x480 cluttered scene with it pasted at 120 px, default recipe settings,
-networks with their initial (untrained) weights — latency does not depend on the values,
-except for the number of candidates decoded. Each figure is the median of several runs
-after one warm-up run.
+deterministic 640x480 cluttered scene with it pasted at 120 px, default recipe settings.
+Recipes with shipped weights run them as ``load_trained`` serves them; the others get
+seeded random weights (latency does not depend on the values, except for the number of
+candidates decoded), prepared for inference as ``load_trained`` would prepare a
+published checkpoint (``--as-loaded``: the network as built, unprepared).
+``match_many(16)`` matches the product and 15 crops of other scikit-image photographs
+(``benchmarks/match_speed.py``'s references: distinct, mostly absent, as in a catalog
+search). Each figure is the median of several runs after one warm-up run.
 
     python benchmarks/matcher_latency.py [--recipes a,b] [--repeats N] [--threads N]
+        [--as-loaded]
 
 Prints a Markdown table, then, for recipes with masks (SiamMask), the extra cost of the
 mask path over the box-only path of the same network: match mode with and without the
@@ -61,11 +66,25 @@ def _median(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def bench(name: str, repeats: int, device: str) -> dict[str, float]:
-    m = matcher.build(name, device=device)
+def _load(name: str, device: str, as_loaded: bool):
+    """The recipe's matcher: shipped weights as served, or seeded random ones."""
+    from matcher.builder import load_trained
+
+    torch.manual_seed(0)
+    if matcher.shipped_weights(name):
+        if as_loaded:
+            return matcher.load(name, weights=matcher.shipped_weights(name), device=device)
+        return load_trained(name, device=device)
+    return matcher.load(name, device=device, prepare=not as_loaded)
+
+
+def bench(name: str, repeats: int, device: str, as_loaded: bool = False) -> dict[str, float]:
+    from benchmarks.match_speed import _others  # imports this module: not at the top
+
+    m = _load(name, device, as_loaded)
     product, scene = _scene()
     ref = matcher.Reference.from_image(product)
-    refs16 = [matcher.Reference.from_image(product, id=str(i)) for i in range(16)]
+    refs16 = [ref, *(matcher.Reference.from_image(p) for p in _others(15))]
     feats = m.encode_reference(ref)
     tracker = m.tracker()
     tracker.init(scene, (300, 200, 420, 320))
@@ -80,11 +99,13 @@ def bench(name: str, repeats: int, device: str) -> dict[str, float]:
     return out
 
 
-def bench_masks(name: str, repeats: int, device: str) -> dict[str, float] | None:
+def bench_masks(
+    name: str, repeats: int, device: str, as_loaded: bool = False
+) -> dict[str, float] | None:
     """Box-only vs mask path of a mask recipe (``None`` for box-only recipes)."""
     from matcher.inference.rpn_tracker import PySOTTracker
 
-    m = matcher.build(name, device=device)
+    m = _load(name, device, as_loaded)
     if m.masker is None:
         return None
     product, scene = _scene()
@@ -112,12 +133,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--as-loaded", action="store_true", help="time unprepared networks")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     torch.set_num_threads(args.threads)
     print(
         f"# matcher latency — {platform.processor() or platform.machine()}, "
-        f"{args.threads} torch threads, torch {torch.__version__}, device {args.device}\n"
+        f"{args.threads} torch threads, torch {torch.__version__}, device {args.device}, "
+        f"{'as loaded' if args.as_loaded else 'prepared as load_trained serves'}\n"
     )
     print(
         "| recipe | encode_reference (ms) | track (ms) | match 640x480 (ms) "
@@ -125,13 +148,16 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|")
     for name in args.recipes.split(","):
-        r = bench(name, args.repeats, args.device)
+        r = bench(name, args.repeats, args.device, args.as_loaded)
         print(
             f"| {name} | {r['encode_reference'] * 1e3:.1f} | {r['track'] * 1e3:.1f} | "
             f"{r['match'] * 1e3:.0f} | {r['match_many16'] * 1e3:.0f} | {r['ratio']:.2f} |",
             flush=True,
         )
-    rows = [(n, bench_masks(n, args.repeats, args.device)) for n in args.recipes.split(",")]
+    rows = [
+        (n, bench_masks(n, args.repeats, args.device, args.as_loaded))
+        for n in args.recipes.split(",")
+    ]
     rows = [(n, r) for n, r in rows if r is not None]
     if rows:
         print(
