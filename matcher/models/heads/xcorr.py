@@ -3,13 +3,14 @@
 Shape shorthand / naming: ``x`` is the search (scene) feature map ``(B, C, H, W)``, ``z``
 the template (reference) kernel ``(K, C, h, w)`` (or ``(K, O * C, h, w)`` for up-channel
 kernels with ``O`` outputs). All three ops pair templates with searches in one of three
-ways, none of which loops in Python:
+ways:
 
-* ``K == B`` — pairwise: template ``i`` with search ``i`` (training batches);
+* ``K == B > 1`` — pairwise: template ``i`` with search ``i`` (training batches);
+* ``K == 1`` — one template against every search (a tracker's multi-scale search, and
+  one template with one search); the output batch is ``B``;
 * ``B == 1`` — one search against every template (``match_many``: one scene, many
-  references); the output batch is ``K``;
-* ``K == 1`` — one template against every search (a tracker's multi-scale search); the
-  output batch is ``B``.
+  references); the output batch is ``K``. The depth-wise op runs one convolution per
+  template here; the others run one convolution in all.
 
 The output spatial size is ``(H - h + 1, W - w + 1)``.
 """
