@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> Path:
     from matcher.checkpoints.io import fit_state_dict, read_checkpoint
     from matcher.checkpoints.layouts import get_layout
     from matcher.errors import CheckpointError
-    from trainers.distributed import setup, teardown
+    from trainers.distributed import barrier, setup, teardown
     from trainers.hooks import (
         CheckpointHook,
         MetricsLogHook,
@@ -140,6 +140,10 @@ def run(args: argparse.Namespace) -> Path:
             (out_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
             logger.info("training %s for %d steps into %s", recipe.name, trainer.max_steps, out_dir)
         trainer.train()
+        # every process finishes before any closes its gloo connections: one that left while
+        # the other still used them made both abort at exit ("terminate called without an
+        # active exception", seen once on a loaded CPU); on an error, leave at once instead
+        barrier(ctx)
         return out_dir
     finally:
         teardown(ctx)
