@@ -43,6 +43,21 @@ def recipe_arguments(
     return args
 
 
+def load_as_served(name: str, *, device: str = "cpu", prepare: bool = True):
+    """A recipe's matcher as the service loads it: its shipped weights through
+    ``load_trained``, or, for a recipe without any, seeded random weights (seed 0: the same
+    in every process); prepared for inference unless ``prepare`` is false."""
+    import torch
+
+    import matcher
+    from matcher.builder import load_trained
+
+    torch.manual_seed(0)
+    if matcher.shipped_weights(name):
+        return load_trained(name, device=device, prepare=prepare)
+    return matcher.load(name, device=device, prepare=prepare)
+
+
 def alternating_medians(fns: list, repeats: int) -> list[tuple[float, float]]:
     """Median ``(wall s, this process's CPU s)`` of each function, the functions called in
     turn ``repeats`` times after one warm-up call each (so all see the same machine load)."""

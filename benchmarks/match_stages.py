@@ -42,10 +42,9 @@ import argparse  # noqa: E402
 import torch  # noqa: E402
 
 import matcher  # noqa: E402
-from benchmarks._common import opencv_correlation, recipe_arguments  # noqa: E402
+from benchmarks._common import load_as_served, opencv_correlation, recipe_arguments  # noqa: E402
 from benchmarks.eval_before import BEFORE_GEOMETRIC, BEFORE_NCC  # noqa: E402
 from benchmarks.match_speed import ms, one_and_many  # noqa: E402
-from matcher.builder import load_trained  # noqa: E402
 from matcher.inference.geometric import GeometricVerifier  # noqa: E402
 from matcher.inference.ncc import NccVerifier  # noqa: E402
 from matcher.inference.parallel import ENV  # noqa: E402
@@ -53,11 +52,9 @@ from matcher.inference_prep import prepare_for_inference  # noqa: E402
 
 
 def _load(name: str, *, after: bool):
-    torch.manual_seed(0)  # the same random weights for both settings when none are shipped
     if after:
-        if matcher.shipped_weights(name):
-            return load_trained(name)
-        return matcher.load(name, prepare=True)
+        return load_as_served(name)
+    torch.manual_seed(0)  # the same random weights as load_as_served's when none are shipped
     m = matcher.load(name, overrides=BEFORE)
     prepare_for_inference(m.net)
     if m.geometric is not None:

@@ -38,6 +38,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import matcher
+from benchmarks._common import load_as_served
 
 
 def _scene() -> tuple[np.ndarray, np.ndarray]:
@@ -66,22 +67,10 @@ def _median(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def _load(name: str, device: str, as_loaded: bool):
-    """The recipe's matcher: shipped weights as served, or seeded random ones."""
-    from matcher.builder import load_trained
-
-    torch.manual_seed(0)
-    if matcher.shipped_weights(name):
-        if as_loaded:
-            return matcher.load(name, weights=matcher.shipped_weights(name), device=device)
-        return load_trained(name, device=device)
-    return matcher.load(name, device=device, prepare=not as_loaded)
-
-
 def bench(name: str, repeats: int, device: str, as_loaded: bool = False) -> dict[str, float]:
     from benchmarks.match_speed import _others  # imports this module: not at the top
 
-    m = _load(name, device, as_loaded)
+    m = load_as_served(name, device=device, prepare=not as_loaded)
     product, scene = _scene()
     ref = matcher.Reference.from_image(product)
     refs16 = [ref, *(matcher.Reference.from_image(p) for p in _others(15))]
@@ -105,7 +94,7 @@ def bench_masks(
     """Box-only vs mask path of a mask recipe (``None`` for box-only recipes)."""
     from matcher.inference.rpn_tracker import PySOTTracker
 
-    m = _load(name, device, as_loaded)
+    m = load_as_served(name, device=device, prepare=not as_loaded)
     if m.masker is None:
         return None
     product, scene = _scene()
