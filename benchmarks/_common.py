@@ -43,10 +43,13 @@ def recipe_arguments(
     return args
 
 
-def load_as_served(name: str, *, device: str = "cpu", prepare: bool = True):
+def load_as_served(
+    name: str, *, device: str = "cpu", prepare: bool = True, overrides: list[str] | None = None
+):
     """A recipe's matcher as the service loads it: its shipped weights through
     ``load_trained``, or, for a recipe without any, seeded random weights (seed 0: the same
-    in every process); prepared for inference unless ``prepare`` is false."""
+    in every process); prepared for inference unless ``prepare`` is false; ``overrides``
+    as ``--set`` takes them."""
     import torch
 
     import matcher
@@ -54,8 +57,8 @@ def load_as_served(name: str, *, device: str = "cpu", prepare: bool = True):
 
     torch.manual_seed(0)
     if matcher.shipped_weights(name):
-        return load_trained(name, device=device, prepare=prepare)
-    return matcher.load(name, device=device, prepare=prepare)
+        return load_trained(name, device=device, prepare=prepare, overrides=overrides)
+    return matcher.load(name, device=device, prepare=prepare, overrides=overrides)
 
 
 def alternating_medians(fns: list, repeats: int) -> list[tuple[float, float]]:
