@@ -5,13 +5,14 @@ The issue's match-time goal is relative to the code of its start. This script ti
 checkout loads the recipe as that code did (``matcher.load``: the network as built, the
 recipe's shipped weights from that checkout's ``weights/`` if it has them, else seeded
 random ones); this one as the service loads it
-(:func:`benchmarks._common.load_as_served`). With ``--coarse-to-fine`` this checkout runs
-the opt-in coarse-to-fine search (``inference.match.coarse_to_fine=true``). Workload: the
+(:func:`benchmarks._common.load_as_served`), with the search its recipe ships
+(``--search exhaustive`` or ``coarse-to-fine`` sets ``inference.match.coarse_to_fine`` for
+every recipe instead). Workload: the
 ``benchmarks/matcher_latency.py`` scene and product, which the older checkout must have.
 
     git worktree add /tmp/issue15start 8f1409e~1
     python benchmarks/since_start.py /tmp/issue15start [--recipes a,b] [--repeats 2]
-        [--threads 2] [--coarse-to-fine]
+        [--threads 2] [--search shipped|exhaustive|coarse-to-fine]
 """
 
 from __future__ import annotations
@@ -57,7 +58,11 @@ print(json.dumps(1000 * statistics.median(times)))
 
 
 def _time(checkout: Path, side: str, recipe: str, args: argparse.Namespace) -> float:
-    overrides = ["inference.match.coarse_to_fine=true"] if args.coarse_to_fine else []
+    overrides = {
+        "shipped": [],
+        "exhaustive": ["inference.match.coarse_to_fine=false"],
+        "coarse-to-fine": ["inference.match.coarse_to_fine=true"],
+    }[args.search]
     env = {
         **os.environ,
         "OMP_NUM_THREADS": str(args.threads),
@@ -78,10 +83,15 @@ def main() -> None:
     parser.add_argument("--recipes", default=DEFAULT)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--coarse-to-fine", action="store_true")
+    parser.add_argument(
+        "--search",
+        choices=("shipped", "exhaustive", "coarse-to-fine"),
+        default="shipped",
+        help="this checkout's match search: as each recipe ships it, or one for all",
+    )
     args = parser.parse_args()
     here = Path(__file__).resolve().parents[1]
-    search = "coarse-to-fine (opt-in)" if args.coarse_to_fine else "as shipped"
+    search = "as each recipe ships it" if args.search == "shipped" else args.search
     print(
         f"# match(1) since {args.start}: {args.threads} torch and match threads, medians of "
         f"{args.repeats} after a warm-up; this checkout's search {search}\n"

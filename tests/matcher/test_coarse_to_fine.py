@@ -76,6 +76,30 @@ def test_coarse_to_fine_searches_under_half_the_pixels():
     assert counts["coarse_to_fine"] <= 0.45 * counts["exhaustive"], counts
 
 
+def test_the_published_layouts_ship_the_coarse_to_fine_search_and_the_default_does_not():
+    """The SiamRPN++, SiamFC++ and SiamMask ResNet-50 recipes search coarse-to-fine as
+    loaded (settings checked on trained stand-ins, configs/proxy/); the default keeps the
+    exhaustive search its accuracy was measured with."""
+    shipped = {n: matcher.load_recipe(n).inference.match for n in matcher.list_recipes()}
+    coarse = {n for n, m in shipped.items() if m.coarse_to_fine}
+    published = {n for n in shipped if n.startswith(("siamrpnpp_", "siamfcpp_", "siammask_r50"))}
+    assert coarse == published
+    assert not shipped["siammask_small"].coarse_to_fine
+    for name in published:
+        m = shipped[name]
+        assert (m.coarse_max_scale, m.refine_candidates, m.refine_min_score) == (1.0, 10, 0.05)
+    torch.manual_seed(0)
+    scene = clutter_scene(240, 320, seed=3)
+    ref = matcher.Reference.from_image(product_image("coffee"))
+    counts = {}
+    for name, overrides in (("exhaustive", NO_C2F), ("as_shipped", [])):
+        m = matcher.build("siamrpnpp_alexnet", overrides=overrides)
+        seen = _pixels_searched(m)
+        m.match(ref, scene)
+        counts[name] = sum(h * w for h, w in seen)
+    assert counts["as_shipped"] <= 0.7 * counts["exhaustive"], counts
+
+
 def test_refinement_finds_a_product_at_a_level_the_coarse_pass_skipped():
     """The coarse pass searches every third level only; the exact template matcher sees
     the product weakly on a neighbouring level, and refinement at its own scale finds it
