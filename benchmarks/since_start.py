@@ -10,9 +10,14 @@ random ones); this one as the service loads it
 every recipe instead). Workload: the
 ``benchmarks/matcher_latency.py`` scene and product, which the older checkout must have.
 
+``--weights RECIPE=PATH`` (repeatable) gives a recipe trained weights on both sides
+instead (a checkpoint of that layout, e.g. a ``configs/proxy/`` stand-in's ``last.pth``):
+seeded random weights propose boxes no trained network would, which decides how much
+work the coarse-to-fine search's refinement does.
+
     git worktree add /tmp/issue15start 8f1409e~1
     python benchmarks/since_start.py /tmp/issue15start [--recipes a,b] [--repeats 2]
-        [--threads 2] [--search shipped|exhaustive|coarse-to-fine]
+        [--threads 2] [--search shipped|exhaustive|coarse-to-fine] [--weights R=PATH]
 """
 
 from __future__ import annotations
@@ -37,8 +42,15 @@ sys.path.insert(0, os.getcwd())
 import torch
 import matcher
 from benchmarks.matcher_latency import _scene
-name, side, repeats, overrides = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
-if side == "now":
+name, side, repeats, given = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+overrides = sys.argv[5:]
+if given:
+    torch.manual_seed(0)
+    if side == "now":
+        m = matcher.load(name, weights=given, prepare=True, overrides=overrides or None)
+    else:
+        m = matcher.load(name, weights=given)
+elif side == "now":
     from benchmarks._common import load_as_served
     m = load_as_served(name, overrides=overrides or None)
 else:
@@ -68,7 +80,8 @@ def _time(checkout: Path, side: str, recipe: str, args: argparse.Namespace) -> f
         "OMP_NUM_THREADS": str(args.threads),
         "SIAMMATCH_MATCH_THREADS": str(args.threads),
     }
-    cmd = [sys.executable, "-c", _WORKER, recipe, side, str(args.repeats)]
+    given = str(Path(args.weights[recipe]).resolve()) if recipe in args.weights else ""
+    cmd = [sys.executable, "-c", _WORKER, recipe, side, str(args.repeats), given]
     if side == "now":
         cmd += overrides
     done = subprocess.run(cmd, cwd=checkout, env=env, capture_output=True, text=True)
@@ -89,7 +102,18 @@ def main() -> None:
         default="shipped",
         help="this checkout's match search: as each recipe ships it, or one for all",
     )
+    parser.add_argument(
+        "--weights",
+        action="append",
+        default=[],
+        metavar="RECIPE=PATH",
+        help="trained weights for a recipe, on both sides (repeatable)",
+    )
     args = parser.parse_args()
+    pairs = [w.partition("=") for w in args.weights]
+    if any(not name or not path for name, _, path in pairs):
+        parser.error("--weights takes RECIPE=PATH")
+    args.weights = {name: path for name, _, path in pairs}
     here = Path(__file__).resolve().parents[1]
     search = "as each recipe ships it" if args.search == "shipped" else args.search
     print(
@@ -103,7 +127,8 @@ def main() -> None:
         start = _time(args.start.resolve(), "start", recipe, args)
         now = _time(here, "now", recipe, args)
         ratios.append(now / start)
-        print(f"| {recipe} | {start:.0f} | {now:.0f} | {now / start:.2f} |", flush=True)
+        label = f"{recipe} (trained)" if recipe in args.weights else recipe
+        print(f"| {label} | {start:.0f} | {now:.0f} | {now / start:.2f} |", flush=True)
     print(f"\nmedian now/start: {statistics.median(ratios):.2f}")
 
 

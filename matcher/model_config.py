@@ -293,6 +293,8 @@ class NetGeometry:
         offset: input coordinate of score cell 0's centre (:func:`score_offset`).
         score_size: score cells along ``instance_size``.
         num_anchors: anchors per score cell (1 for anchor-free heads).
+        min_instance_size: the smallest search side the network takes (``instance_size``
+            minus whole strides; :func:`min_search_size`); 0 means ``instance_size``.
     """
 
     exemplar_size: int
@@ -303,6 +305,7 @@ class NetGeometry:
     offset: float
     score_size: int
     num_anchors: int
+    min_instance_size: int = 0
 
     @property
     def support(self) -> float:
@@ -325,6 +328,14 @@ class NetGeometry:
         k = math.ceil((side - self.instance_size) / self.stride)
         return self.instance_size + k * self.stride
 
+    def fit_window(self, side: int) -> int:
+        """Smallest input side ``>= side`` of the form ``instance_size + k * stride`` with
+        ``k`` of either sign, down to ``min_instance_size`` (windows smaller than the
+        tracker's own search)."""
+        floor = self.min_instance_size or self.instance_size
+        k = math.ceil((max(side, floor) - self.instance_size) / self.stride)
+        return self.instance_size + k * self.stride
+
     def cells(self, side: int) -> int:
         """Score cells along an input side of the form ``instance_size + k * stride``."""
         base = (self.instance_size - 1 - 2 * self.offset) / self.stride + 1
@@ -342,4 +353,20 @@ def net_geometry(model: ModelConfig) -> NetGeometry:
         offset=score_offset(model),
         score_size=score_size(model, model.instance_size),
         num_anchors=num_anchors(model),
+        min_instance_size=min_search_size(model),
     )
+
+
+def min_search_size(model: ModelConfig) -> int:
+    """The smallest search side ``instance_size - k * stride`` (``k >= 0``) the network
+    takes: at least the exemplar, at least one score cell, and, where the neck crops maps
+    narrower than ``crop_below`` to their centre (PySOT's template crop), a search map no
+    narrower than that (or it would be cropped as a template's)."""
+    cells = score_size(model, model.instance_size)
+    need = max(model.exemplar_size, model.instance_size - (cells - 1) * model.stride)
+    if model.neck.name == "adjust":
+        # the map the neck sees: the score map plus the cropped template's extent
+        features = cells + model.neck.center_size - 1
+        need = max(need, model.instance_size - (features - model.neck.crop_below) * model.stride)
+    k = max(0, (model.instance_size - need) // model.stride)
+    return model.instance_size - k * model.stride

@@ -22,13 +22,13 @@ from matcher.inference.decode import LevelOutputs, MatchDecoder, ReferenceGeomet
 from matcher.inference.pyramid import Level, Tile, level_scales, plan_level, render_level
 from matcher.inference.refine import (
     CoarseToFine,
+    WindowGrid,
     coarse_levels,
     refine_levels,
-    subset,
-    window_plan,
-    windows_near,
+    window_at,
+    window_grid,
 )
-from matcher.inference.tracking import crops_to_tensor
+from matcher.inference.tiles import Piece, run_level, run_tile, stitch, tile_cells
 from matcher.model_config import NetGeometry
 from matcher.structures import Instance
 
@@ -107,39 +107,36 @@ def search_templates(
             per_ref = [coarse_levels(span, scales, params.scale_step, cfg) for span in ranges]
         full = {}
         for i in sorted({i for used in per_ref for i in used}):
-            plan = plan_level(scales[i], size, geometry, params.working_size)
+            shrink = cfg is not None  # the coarse pass pads small levels only as needed
+            plan = plan_level(scales[i], size, geometry, params.working_size, shrink=shrink)
             canvas = render_level(scene, plan, fill)
-            full[i] = _run_level(net, templates, canvas, plan, geometry, params, device)
+            full[i] = run_level(
+                net, templates, canvas, plan, geometry, params.reference_batch, device
+            )
         levels = [[full[i] for i in used] for used in per_ref]
         if cfg is not None:
             loose = dataclasses.replace(
                 params, score_threshold=min(cfg.min_score, params.score_threshold)
             )
             coarse = _decode_all(decoder, levels, ref_geometry, size, loose)
-            asked, plans = _refinements(
+            asked, grids = _refinements(
                 coarse, ref_geometry, ranges, per_ref, scales, cfg, geometry, size
             )
             for i, wants in sorted(asked.items()):
-                plan = plans[i]
-                run = subset(plan, set().union(*wants.values()))
-                rows = sorted(wants)  # only the references that asked are correlated
-                out = _run_level(
+                refined = _refine_level(
                     net,
-                    [templates[r] for r in rows],
-                    render_level(scene, run, fill),
-                    run,
+                    templates,
+                    scene,
+                    fill,
+                    scales[i],
+                    grids[i],
+                    wants,
                     geometry,
                     params,
                     device,
                 )
-                for k, row in enumerate(rows):
-                    # the reference's row of the outputs, seen at every row index
-                    own = {
-                        n: v[k : k + 1].expand(len(templates), *v.shape[1:])
-                        for n, v in out.outputs.items()
-                    }
-                    covered = _coverage(run, [plan.tiles[t] for t in wants[row]], geometry)
-                    levels[row].append(dataclasses.replace(out, outputs=own, covered=covered))
+                for row, own in refined.items():
+                    levels[row].append(own)
             levels = [sorted(own, key=lambda lv: -lv.scale) for own in levels]
         return _decode_all(decoder, levels, ref_geometry, size, params)
 
@@ -170,13 +167,13 @@ def _refinements(
     cfg: CoarseToFine,
     geometry: NetGeometry,
     scene_size: tuple[int, int],
-) -> tuple[dict[int, dict[int, set[int]]], dict[int, Level]]:
+) -> tuple[dict[int, dict[int, set[int]]], dict[int, WindowGrid]]:
     """Grid level -> reference row -> the windows (tile indices of the level's
-    :func:`window_plan`) around its best coarse candidates, on the levels near the one
+    :func:`window_grid`) around its best coarse candidates, on the levels near the one
     matching the candidate's size that the reference's coarse pass did not search; and
-    those levels' window plans."""
+    those levels' window grids."""
     asked: dict[int, dict[int, set[int]]] = {}
-    plans: dict[int, Level] = {}
+    grids: dict[int, WindowGrid] = {}
     for row, (cands, ref, span) in enumerate(zip(coarse, ref_geometry, ranges, strict=True)):
         long_side = max(ref.width, ref.height)
         for cand in cands[: cfg.candidates]:
@@ -187,89 +184,107 @@ def _refinements(
             for i in refine_levels(cand.box, long_side, span, scales, cfg.level_stride):
                 if i in searched[row]:
                     continue
-                if i not in plans:
-                    plans[i] = window_plan(scales[i], scene_size, geometry)
-                near = windows_near(plans[i], centre, geometry)
-                asked.setdefault(i, {}).setdefault(row, set()).update(near)
-    return asked, plans
+                if i not in grids:
+                    grids[i] = window_grid(scales[i], scene_size, geometry)
+                window = window_at(grids[i], centre)
+                asked.setdefault(i, {}).setdefault(row, set()).add(window)
+    return asked, grids
 
 
-def _coverage(level: Level, tiles: list[Tile], geometry: NetGeometry) -> torch.Tensor:
-    """The cells of ``level`` that ``tiles`` report."""
-    covered = torch.zeros(
-        geometry.cells(level.padded_height), geometry.cells(level.padded_width), dtype=torch.bool
-    )
-    for tile in tiles:
-        gx0, gy0, keep = _tile_cells(tile, geometry)
-        covered[gy0 : gy0 + keep.shape[0], gx0 : gx0 + keep.shape[1]] |= keep
-    return covered
-
-
-def _tile_cells(tile: Tile, geometry: NetGeometry) -> tuple[int, int, torch.Tensor]:
-    """A tile's first cell ``(gx0, gy0)`` and which of its cells it reports."""
-    stride = geometry.stride
-    gx0, gy0 = tile.x0 // stride, tile.y0 // stride
-    tw, th = geometry.cells(tile.width), geometry.cells(tile.height)
-    x_lo, y_lo, x_hi, y_hi = tile.keep
-    cx = geometry.offset + stride * torch.arange(gx0, gx0 + tw, dtype=torch.float32)
-    cy = geometry.offset + stride * torch.arange(gy0, gy0 + th, dtype=torch.float32)
-    keep_x = (cx >= x_lo) & (cx < x_hi)
-    keep_y = (cy >= y_lo) & (cy < y_hi)
-    return gx0, gy0, keep_y[:, None] & keep_x[None, :]
-
-
-def _run_level(
+def _refine_level(
     net: torch.nn.Module,
     templates: list[list[torch.Tensor]],
-    canvas: np.ndarray,
-    level: Level,
+    scene: np.ndarray,
+    fill: np.ndarray,
+    scale: float,
+    grid: WindowGrid,
+    wants: dict[int, set[int]],
     geometry: NetGeometry,
     params: SearchParams,
     device: torch.device,
-) -> LevelOutputs:
-    stride = geometry.stride
-    grid_w = geometry.cells(level.padded_width)
+) -> dict[int, LevelOutputs]:
+    """Each asking reference's outputs on one refined level: its own windows, or, when the
+    windows asked for cost more backbone pixels than the level in one piece (many
+    references, as in ``match_many``), the level in full read only where its windows
+    report. A cell reported with its whole template window inside the input has the same
+    value either way in an unpadded network (AlexNet); in a padded one only the zero
+    padding's far reach differs."""
+    windows = sorted(set().union(*wants.values()))
+    rows = sorted(wants)
+    whole = plan_level(scale, scene.shape[:2], geometry, params.working_size, shrink=True)
+    side = grid.level.tiles[0].width
+    if sum(t.width * t.height for t in whole.tiles) <= len(windows) * side * side:
+        canvas = render_level(scene, whole, fill)
+        out = run_level(
+            net,
+            [templates[r] for r in rows],
+            canvas,
+            whole,
+            geometry,
+            params.reference_batch,
+            device,
+        )
+        own = {}
+        for k, row in enumerate(rows):
+            mask = _reported(whole, [grid.level.tiles[t] for t in wants[row]], geometry)
+            outputs = {
+                n: v[k : k + 1].expand(len(templates), *v.shape[1:]) for n, v in out.outputs.items()
+            }
+            own[row] = dataclasses.replace(out, outputs=outputs, covered=mask & out.covered)
+        return own
+    canvas = render_level(scene, grid.level, fill)
+    ran = {}
+    for t in windows:
+        asking = sorted(r for r, own in wants.items() if t in own)
+        tile = grid.level.tiles[t]
+        encoded = run_tile(
+            net,
+            [templates[r] for r in asking],
+            canvas,
+            tile,
+            geometry,
+            params.reference_batch,
+            device,
+        )
+        ran[t] = (asking, encoded)
+    return {
+        row: _own_windows(grid.level, row, sorted(own), ran, geometry, len(templates))
+        for row, own in sorted(wants.items())
+    }
+
+
+def _reported(level: Level, windows: list[Tile], geometry: NetGeometry) -> torch.Tensor:
+    """The cells of ``level``'s grid that ``windows`` (of the same level's window grid)
+    report."""
     grid_h = geometry.cells(level.padded_height)
-    stitched: dict[str, torch.Tensor] = {}
-    covered = torch.zeros(grid_h, grid_w, dtype=torch.bool)
-    for tile in level.tiles:
-        crop = canvas[tile.y0 : tile.y0 + tile.height, tile.x0 : tile.x0 + tile.width]
-        xk = net.encode_search(crops_to_tensor(crop, device))
-        gx0, gy0, keep = _tile_cells(tile, geometry)
-        th, tw = keep.shape
-        outs = _correlate_all(net, templates, xk, params.reference_batch)
-        for name, value in outs.items():
-            value = value.float().cpu()
-            if name not in stitched:
-                stitched[name] = torch.zeros(
-                    value.shape[0], value.shape[1], grid_h, grid_w, dtype=torch.float32
-                )
-            region = stitched[name][:, :, gy0 : gy0 + th, gx0 : gx0 + tw]
-            region[:, :, keep] = value[:, :, keep]
-        covered[gy0 : gy0 + th, gx0 : gx0 + tw] |= keep
-    return LevelOutputs(
-        scale=level.scale,
-        pad=level.pad,
-        offset=geometry.offset,
-        stride=stride,
-        outputs=stitched,
-        covered=covered,
-    )
+    grid_w = geometry.cells(level.padded_width)
+    mask = torch.zeros(grid_h, grid_w, dtype=torch.bool)
+    for tile in windows:
+        gx0, gy0, keep = tile_cells(tile, geometry)
+        h, w = min(keep.shape[0], grid_h - gy0), min(keep.shape[1], grid_w - gx0)
+        if h > 0 and w > 0:
+            mask[gy0 : gy0 + h, gx0 : gx0 + w] |= keep[:h, :w]
+    return mask
 
 
-def _correlate_all(
-    net: torch.nn.Module,
-    templates: list[list[torch.Tensor]],
-    xk: list[torch.Tensor],
-    reference_batch: int,
-) -> dict[str, torch.Tensor]:
-    """Correlate one search encoding with every template, ``reference_batch`` at a time."""
-    chunks: list[dict[str, torch.Tensor]] = []
-    for start in range(0, len(templates), reference_batch):
-        group = templates[start : start + reference_batch]
-        zk = [torch.cat(parts, dim=0) for parts in zip(*group, strict=True)]
-        chunks.append(net.correlate(zk, xk))
-    return {name: torch.cat([c[name] for c in chunks], dim=0) for name in chunks[0]}
+def _own_windows(
+    level: Level,
+    row: int,
+    windows: list[int],
+    ran: dict[int, tuple[list[int], Piece]],
+    geometry: NetGeometry,
+    references: int,
+) -> LevelOutputs:
+    """One reference's outputs on a refined level, from its own windows only, stitched in
+    window order (neighbouring windows overlap), seen at every row index."""
+    pieces = []
+    for t in windows:
+        rows, (gx0, gy0, keep, outs) = ran[t]
+        k = rows.index(row)
+        pieces.append((gx0, gy0, keep, {n: v[k : k + 1] for n, v in outs.items()}))
+    own = stitch(level, pieces, geometry)
+    outputs = {n: v.expand(references, *v.shape[1:]) for n, v in own.outputs.items()}
+    return dataclasses.replace(own, outputs=outputs)
 
 
 def _finish(

@@ -111,7 +111,12 @@ def level_scales(
 
 
 def plan_level(
-    scale: float, scene_size: tuple[int, int], geometry: NetGeometry, working_size: int
+    scale: float,
+    scene_size: tuple[int, int],
+    geometry: NetGeometry,
+    working_size: int,
+    *,
+    shrink: bool = False,
 ) -> Level:
     """Resize/pad/tile plan of one level.
 
@@ -121,6 +126,10 @@ def plan_level(
         geometry: network geometry.
         working_size: maximum tile side (rounded down to what the network accepts, and
             never below ``instance_size``).
+        shrink: a level smaller than the tracker's search is padded only to what the
+            network takes (:meth:`NetGeometry.fit_window`), not grown to
+            ``instance_size``: the same cells on the scene, fewer in the padding beyond
+            it (the coarse-to-fine search's small levels).
     """
     scene_h, scene_w = scene_size
     width = max(1, round(scene_w * scale))
@@ -129,8 +138,9 @@ def plan_level(
     tile = geometry.instance_size
     if working_size > geometry.instance_size:
         tile += (working_size - geometry.instance_size) // geometry.stride * geometry.stride
-    xs, x_bounds, padded_w, tile_w = _axis_tiles(geometry.fit(width + 2 * pad), tile, geometry)
-    ys, y_bounds, padded_h, tile_h = _axis_tiles(geometry.fit(height + 2 * pad), tile, geometry)
+    fit = geometry.fit_window if shrink else geometry.fit
+    xs, x_bounds, padded_w, tile_w = _axis_tiles(fit(width + 2 * pad), tile, geometry)
+    ys, y_bounds, padded_h, tile_h = _axis_tiles(fit(height + 2 * pad), tile, geometry)
     tiles = tuple(
         Tile(x0=x0, y0=y0, width=tile_w, height=tile_h, keep=(x_lo, y_lo, x_hi, y_hi))
         for y0, (y_lo, y_hi) in zip(ys, y_bounds, strict=True)

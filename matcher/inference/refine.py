@@ -12,12 +12,20 @@ products. The coarse-to-fine search splits the work:
    smaller than the template, as a weaker response.
 2. **Refinement.** The reference's best coarse candidates are looked at again on the grid
    levels around the one whose scale brings the candidate's box to the template's size
-   (those the coarse pass skipped), through the
-   network-sized windows of that level around it (the tracker's local search, at full
-   resolution). The windows are those of the level's tiling with network-sized tiles, so
-   their reporting ranges never overlap: a window computes the same numbers whichever
-   other windows run, and a reference is decoded only on the windows it asked for, which
-   keeps ``match_many`` equal to one ``match`` per reference.
+   (those the coarse pass skipped), each through one small window of that level around it
+   (the tracker's local search, at full resolution). The windows of a level form a fixed
+   grid, every ``2 * margin`` cells, each reporting a square of ``4 * margin`` cells
+   (``margin``: 2) with its whole template window inside it: so the window around a point
+   holds every cell within ``margin`` cells of it, in under half the pixels of the
+   tracker's own search (191 rather than 287 pixels square for SiamRPN++ AlexNet).
+   A window computes the same numbers whichever other windows run, and a reference is
+   decoded only on its own windows, stitched in a fixed order, which keeps
+   ``match_many`` equal to one ``match`` per reference. Where the windows asked for at a
+   level cost more pixels than the level itself (many references), the level is searched
+   in one piece instead and each reference reads only its windows' cells: the same
+   values in an unpadded network, within the zero padding's reach in a padded one.
+3. **Small levels.** The coarse pass pads a level smaller than the tracker's search only
+   to what the network takes (:attr:`NetGeometry.min_instance_size`), not up to it.
 
 The decoder then sees, per reference, its coarse levels in full and its refined levels
 where its windows report, and decodes them exactly as the exhaustive search's tiles.
@@ -29,7 +37,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from matcher.inference.pyramid import Level, plan_level
+from matcher.inference.pyramid import Level, Tile, plan_level
 from matcher.model_config import NetGeometry
 
 
@@ -89,33 +97,81 @@ def refine_levels(
     return list(range(max(first, best - reach), min(last, best + reach) + 1))
 
 
-def window_plan(scale: float, scene_size: tuple[int, int], geometry: NetGeometry) -> Level:
-    """A level tiled with network-sized windows (reporting ranges that partition it)."""
-    return plan_level(scale, scene_size, geometry, geometry.instance_size)
+#: Refinement windows report the cells within this many cells of a candidate's centre.
+MARGIN_CELLS = 2
 
 
-def windows_near(
-    level: Level, point: tuple[float, float], geometry: NetGeometry, margin_cells: int = 2
-) -> set[int]:
-    """Indices of ``level``'s tiles reporting cells within ``margin_cells`` of a scene
-    point (usually one; two to four near a reporting range's edge)."""
-    px = point[0] * level.scale + level.pad
-    py = point[1] * level.scale + level.pad
-    reach = margin_cells * geometry.stride
-    return {
-        k
-        for k, tile in enumerate(level.tiles)
-        if _overlaps(tile.keep[0], tile.keep[2], px - reach, px + reach)
-        and _overlaps(tile.keep[1], tile.keep[3], py - reach, py + reach)
-    }
+@dataclass(frozen=True)
+class WindowGrid:
+    """The refinement windows of one level: a fixed grid of equal, overlapping windows.
+
+    Attributes:
+        level: the level, its ``tiles`` every window of the grid (row by row) and its
+            padded size grown to hold them; each tile's ``keep`` is the range it reports.
+        columns: windows per row.
+        step: distance between neighbouring windows' origins (padded-level pixels).
+        first: padded-level coordinate where window 0's reporting range begins.
+    """
+
+    level: Level
+    columns: int
+    step: int
+    first: float
 
 
-def subset(level: Level, indices: set[int]) -> Level:
-    """``level`` with only the tiles at ``indices``."""
-    return dataclasses.replace(
-        level, tiles=tuple(t for k, t in enumerate(level.tiles) if k in indices)
+def window_grid(
+    scale: float, scene_size: tuple[int, int], geometry: NetGeometry, margin: int = MARGIN_CELLS
+) -> WindowGrid:
+    """The refinement windows of the level at ``scale``: every ``2 * margin`` cells a
+    window reporting ``4 * margin`` cells, as small as holds their template windows (never
+    below what the network takes, :attr:`NetGeometry.min_instance_size`). Together the
+    ranges report the cells of the level searched in one piece (as the coarse pass plans
+    it, ``shrink``), no more."""
+    whole = plan_level(scale, scene_size, geometry, _ONE_PIECE, shrink=True)
+    support = math.ceil(geometry.support)
+    step = 2 * margin * geometry.stride
+    side = geometry.fit_window(2 * support + 2 * step)
+    axes = []  # per axis: each window's origin and reporting range
+    for padded in (whole.padded_width, whole.padded_height):
+        limit = padded - geometry.offset  # just past the last cell centre
+        count = max(1, math.ceil((limit - support - 2 * step) / step) + 1)
+        axes.append(
+            [
+                (
+                    k * step,
+                    -math.inf if k == 0 else k * step + support,
+                    k * step + support + 2 * step,
+                )
+                for k in range(count)
+            ]
+        )
+        axes[-1] = [(x0, (lo, min(hi, limit))) for x0, lo, hi in axes[-1]]
+    tiles = tuple(
+        Tile(x0=x0, y0=y0, width=side, height=side, keep=(x_lo, y_lo, x_hi, y_hi))
+        for y0, (y_lo, y_hi) in axes[1]
+        for x0, (x_lo, x_hi) in axes[0]
     )
+    level = dataclasses.replace(
+        whole,
+        padded_width=max(whole.padded_width, axes[0][-1][0] + side),
+        padded_height=max(whole.padded_height, axes[1][-1][0] + side),
+        tiles=tiles,
+    )
+    return WindowGrid(level=level, columns=len(axes[0]), step=step, first=support)
 
 
-def _overlaps(lo: float, hi: float, a: float, b: float) -> bool:
-    return a < hi and b >= lo
+def window_at(grid: WindowGrid, point: tuple[float, float]) -> int:
+    """Index (into ``grid.level.tiles``) of the window reporting every cell within the
+    grid's margin (half its step) of a scene point."""
+    level = grid.level
+    counts = (grid.columns, len(level.tiles) // grid.columns)
+    index = []
+    for value, count in zip(point, counts, strict=True):
+        p = value * level.scale + level.pad
+        k = math.floor((p - grid.step / 2 - grid.first) / grid.step)
+        index.append(min(max(k, 0), count - 1))
+    return index[1] * grid.columns + index[0]
+
+
+#: A working size no level reaches: the level in one piece.
+_ONE_PIECE = 1 << 30

@@ -30,6 +30,23 @@ def test_recipe_geometry_matches_the_network(name):
     for value in out.values():
         assert tuple(value.shape[-2:]) == (size + 3, size)
     assert m.geometry.cells(model.instance_size) == size
+    # The smallest search the geometry allows (coarse-to-fine refinement windows) shrinks
+    # the map by whole cells at the same offset.
+    small = m.geometry.min_instance_size
+    assert model.exemplar_size <= small <= model.instance_size
+    x = torch.zeros(1, 3, small, model.instance_size)
+    with torch.no_grad():
+        out = m.net(z[:1], x)
+    want = m.geometry.cells(small)
+    assert want >= 1 and want == size - (model.instance_size - small) // model.stride
+    for value in out.values():
+        assert tuple(value.shape[-2:]) == (want, size)
+    if model.neck.name == "adjust" and small - model.stride >= model.exemplar_size:
+        # one stride less and the neck would crop the search map as a template's
+        x = torch.zeros(1, 3, small - model.stride, small - model.stride)
+        with torch.no_grad():
+            out = m.net(z[:1], x)
+        assert any(v.shape[-1] != want - 1 for v in out.values())
 
 
 @pytest.mark.parametrize("name", TRACKERS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -124,3 +125,28 @@ def test_tiles_share_a_large_level_instead_of_running_past_it(geometry, scale):
         step = (full - 2 * support) // geometry.stride * geometry.stride
         assert count == (1 if needed <= full else 1 + math.ceil((needed - full) / step))
         assert size <= max(full, geometry.instance_size)
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+@pytest.mark.parametrize("scale", [0.125, 0.2, 0.25, 1.0])
+def test_a_shrunk_small_level_keeps_every_cell_on_the_scene(geometry, scale):
+    """The coarse-to-fine pass pads a level smaller than the tracker's search only to what
+    the network takes: the same cells over the scene and its padding, fewer beyond."""
+    geometry = dataclasses.replace(geometry, min_instance_size=geometry.exemplar_size)
+    full = plan_level(scale, (480, 640), geometry, 1024)
+    small = plan_level(scale, (480, 640), geometry, 1024, shrink=True)
+    assert (small.pad, small.width, small.height) == (full.pad, full.width, full.height)
+    for got, want, side in (
+        (small.padded_width, full.padded_width, full.width),
+        (small.padded_height, full.padded_height, full.height),
+    ):
+        assert (got - geometry.instance_size) % geometry.stride == 0
+        assert side + 2 * full.pad <= got <= want
+        assert got >= geometry.min_instance_size and got < side + 2 * full.pad + geometry.stride
+        # every cell centred on the scene or its padding is still there
+        last = geometry.offset + geometry.stride * (geometry.cells(got) - 1)
+        assert last >= side + 2 * full.pad - 1 - geometry.offset
+    if scale <= 0.25:  # a level under the tracker's search: a smaller canvas
+        assert small.padded_width * small.padded_height < full.padded_width * full.padded_height
+    else:
+        assert (small.padded_width, small.padded_height) == (full.padded_width, full.padded_height)
