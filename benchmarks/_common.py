@@ -44,18 +44,27 @@ def recipe_arguments(
 
 
 def load_as_served(
-    name: str, *, device: str = "cpu", prepare: bool = True, overrides: list[str] | None = None
+    name: str,
+    *,
+    device: str = "cpu",
+    prepare: bool = True,
+    overrides: list[str] | None = None,
+    weights: str | None = None,
 ):
     """A recipe's matcher as the service loads it: its shipped weights through
     ``load_trained``, or, for a recipe without any, seeded random weights (seed 0: the same
     in every process); prepared for inference unless ``prepare`` is false; ``overrides``
-    as ``--set`` takes them."""
+    as ``--set`` takes them. ``weights``: a checkpoint to load instead."""
     import torch
 
     import matcher
     from matcher.builder import load_trained
 
     torch.manual_seed(0)
+    if weights is not None:
+        return matcher.load(
+            name, weights=weights, device=device, prepare=prepare, overrides=overrides
+        )
     if matcher.shipped_weights(name):
         return load_trained(name, device=device, prepare=prepare, overrides=overrides)
     return matcher.load(name, device=device, prepare=prepare, overrides=overrides)

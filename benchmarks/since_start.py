@@ -35,28 +35,22 @@ DEFAULT = (
 )
 
 # Run with the checkout as the working directory; argv: recipe, "start" or "now", repeats,
-# then the overrides of this checkout's matcher.
+# the trained weights ("" for none), then the overrides of this checkout's matcher.
 _WORKER = """
 import json, os, statistics, sys, time
 sys.path.insert(0, os.getcwd())
 import torch
 import matcher
 from benchmarks.matcher_latency import _scene
-name, side, repeats, given = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+name, side, repeats, given = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] or None
 overrides = sys.argv[5:]
-if given:
-    torch.manual_seed(0)
-    if side == "now":
-        m = matcher.load(name, weights=given, prepare=True, overrides=overrides or None)
-    else:
-        m = matcher.load(name, weights=given)
-elif side == "now":
+if side == "now":
     from benchmarks._common import load_as_served
-    m = load_as_served(name, overrides=overrides or None)
+    m = load_as_served(name, weights=given, overrides=overrides or None)
 else:
     torch.manual_seed(0)
-    weights = os.path.join("weights", name + ".pth")
-    m = matcher.load(name, weights=weights if os.path.isfile(weights) else None)
+    shipped = os.path.join("weights", name + ".pth")
+    m = matcher.load(name, weights=given or (shipped if os.path.isfile(shipped) else None))
 product, scene = _scene()
 feats = m.encode_reference(matcher.Reference.from_image(product))
 m.match(feats, scene)

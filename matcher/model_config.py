@@ -323,17 +323,16 @@ class NetGeometry:
 
     def fit(self, side: int) -> int:
         """Smallest input side ``>= side`` of the form ``instance_size + k * stride``."""
-        if side <= self.instance_size:
-            return self.instance_size
-        k = math.ceil((side - self.instance_size) / self.stride)
-        return self.instance_size + k * self.stride
+        return self._fit(max(side, self.instance_size))
 
     def fit_window(self, side: int) -> int:
         """Smallest input side ``>= side`` of the form ``instance_size + k * stride`` with
         ``k`` of either sign, down to ``min_instance_size`` (windows smaller than the
         tracker's own search)."""
-        floor = self.min_instance_size or self.instance_size
-        k = math.ceil((max(side, floor) - self.instance_size) / self.stride)
+        return self._fit(max(side, self.min_instance_size or self.instance_size))
+
+    def _fit(self, side: int) -> int:
+        k = math.ceil((side - self.instance_size) / self.stride)
         return self.instance_size + k * self.stride
 
     def cells(self, side: int) -> int:

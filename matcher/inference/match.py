@@ -106,8 +106,8 @@ def search_templates(
         else:
             per_ref = [coarse_levels(span, scales, params.scale_step, cfg) for span in ranges]
         full = {}
+        shrink = cfg is not None  # the coarse pass pads small levels only as needed
         for i in sorted({i for used in per_ref for i in used}):
-            shrink = cfg is not None  # the coarse pass pads small levels only as needed
             plan = plan_level(scales[i], size, geometry, params.working_size, shrink=shrink)
             canvas = render_level(scene, plan, fill)
             full[i] = run_level(
@@ -227,9 +227,7 @@ def _refine_level(
         own = {}
         for k, row in enumerate(rows):
             mask = _reported(whole, [grid.level.tiles[t] for t in wants[row]], geometry)
-            outputs = {
-                n: v[k : k + 1].expand(len(templates), *v.shape[1:]) for n, v in out.outputs.items()
-            }
+            outputs = _row_everywhere(out.outputs, k, len(templates))
             own[row] = dataclasses.replace(out, outputs=outputs, covered=mask & out.covered)
         return own
     canvas = render_level(scene, grid.level, fill)
@@ -283,8 +281,15 @@ def _own_windows(
         k = rows.index(row)
         pieces.append((gx0, gy0, keep, {n: v[k : k + 1] for n, v in outs.items()}))
     own = stitch(level, pieces, geometry)
-    outputs = {n: v.expand(references, *v.shape[1:]) for n, v in own.outputs.items()}
-    return dataclasses.replace(own, outputs=outputs)
+    return dataclasses.replace(own, outputs=_row_everywhere(own.outputs, 0, references))
+
+
+def _row_everywhere(
+    outputs: dict[str, torch.Tensor], k: int, references: int
+) -> dict[str, torch.Tensor]:
+    """Row ``k`` of ``outputs`` seen at every one of ``references`` row indices (a view:
+    the decoder reads a reference's own row by its index)."""
+    return {n: v[k : k + 1].expand(references, *v.shape[1:]) for n, v in outputs.items()}
 
 
 def _finish(

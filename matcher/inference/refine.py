@@ -131,21 +131,10 @@ def window_grid(
     support = math.ceil(geometry.support)
     step = 2 * margin * geometry.stride
     side = geometry.fit_window(2 * support + 2 * step)
-    axes = []  # per axis: each window's origin and reporting range
-    for padded in (whole.padded_width, whole.padded_height):
-        limit = padded - geometry.offset  # just past the last cell centre
-        count = max(1, math.ceil((limit - support - 2 * step) / step) + 1)
-        axes.append(
-            [
-                (
-                    k * step,
-                    -math.inf if k == 0 else k * step + support,
-                    k * step + support + 2 * step,
-                )
-                for k in range(count)
-            ]
-        )
-        axes[-1] = [(x0, (lo, min(hi, limit))) for x0, lo, hi in axes[-1]]
+    axes = [
+        _axis_windows(padded - geometry.offset, support, step)
+        for padded in (whole.padded_width, whole.padded_height)
+    ]
     tiles = tuple(
         Tile(x0=x0, y0=y0, width=side, height=side, keep=(x_lo, y_lo, x_hi, y_hi))
         for y0, (y_lo, y_hi) in axes[1]
@@ -171,6 +160,22 @@ def window_at(grid: WindowGrid, point: tuple[float, float]) -> int:
         k = math.floor((p - grid.step / 2 - grid.first) / grid.step)
         index.append(min(max(k, 0), count - 1))
     return index[1] * grid.columns + index[0]
+
+
+def _axis_windows(limit: float, support: int, step: int) -> list[tuple[int, tuple[float, float]]]:
+    """Along one axis, each window's origin and the range of cell centres it reports (the
+    first open below, all cut at ``limit``, just past the last cell centre)."""
+    count = max(1, math.ceil((limit - support - 2 * step) / step) + 1)
+    return [
+        (
+            k * step,
+            (
+                -math.inf if k == 0 else k * step + support,
+                min(k * step + support + 2 * step, limit),
+            ),
+        )
+        for k in range(count)
+    ]
 
 
 #: A working size no level reaches: the level in one piece.
