@@ -43,6 +43,27 @@ def recipe_arguments(
     return args
 
 
+def add_weights_option(parser: argparse.ArgumentParser) -> None:
+    """``--weights RECIPE=PATH`` (repeatable): trained weights for a recipe in place of its
+    shipped or seeded random ones (read back with :func:`weights_by_recipe`)."""
+    parser.add_argument(
+        "--weights",
+        action="append",
+        default=[],
+        metavar="RECIPE=PATH",
+        help="trained weights for a recipe (repeatable)",
+    )
+
+
+def weights_by_recipe(parser: argparse.ArgumentParser, given: list[str]) -> dict[str, str]:
+    """Recipe name -> weights file from the ``--weights`` values (a usage error, through
+    ``parser``, for a value that is not ``RECIPE=PATH``)."""
+    pairs = [w.partition("=") for w in given]
+    if any(not name or not path for name, _, path in pairs):
+        parser.error("--weights takes RECIPE=PATH")
+    return {name: path for name, _, path in pairs}
+
+
 def load_as_served(
     name: str,
     *,

@@ -10,9 +10,13 @@ published checkpoint (``--as-loaded``: the network as built, unprepared).
 ``match_many(16)`` matches the product and 15 crops of other scikit-image photographs
 (``benchmarks/match_speed.py``'s references: distinct, mostly absent, as in a catalog
 search). Each figure is the median of several runs after one warm-up run.
+``--weights RECIPE=PATH`` (repeatable) loads a checkpoint of that recipe's layout instead
+(a ``configs/proxy/`` stand-in's ``last.pth``): with random weights the coarse-to-fine
+search's refinement has almost nothing to refine, and a mask recipe keeps an instance
+for every reference.
 
     python benchmarks/matcher_latency.py [--recipes a,b] [--repeats N] [--threads N]
-        [--as-loaded]
+        [--as-loaded] [--weights RECIPE=PATH]
 
 Prints a Markdown table, then, for recipes with masks (SiamMask), the extra cost of the
 mask path over the box-only path of the same network: match mode with and without the
@@ -38,7 +42,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import matcher
-from benchmarks._common import load_as_served
+from benchmarks._common import add_weights_option, load_as_served, weights_by_recipe
 
 
 def _scene() -> tuple[np.ndarray, np.ndarray]:
@@ -67,10 +71,12 @@ def _median(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def bench(name: str, repeats: int, device: str, as_loaded: bool = False) -> dict[str, float]:
+def bench(
+    name: str, repeats: int, device: str, as_loaded: bool = False, weights: str | None = None
+) -> dict[str, float]:
     from benchmarks.match_speed import _others  # imports this module: not at the top
 
-    m = load_as_served(name, device=device, prepare=not as_loaded)
+    m = load_as_served(name, device=device, prepare=not as_loaded, weights=weights)
     product, scene = _scene()
     ref = matcher.Reference.from_image(product)
     refs16 = [ref, *(matcher.Reference.from_image(p) for p in _others(15))]
@@ -89,12 +95,12 @@ def bench(name: str, repeats: int, device: str, as_loaded: bool = False) -> dict
 
 
 def bench_masks(
-    name: str, repeats: int, device: str, as_loaded: bool = False
+    name: str, repeats: int, device: str, as_loaded: bool = False, weights: str | None = None
 ) -> dict[str, float] | None:
     """Box-only vs mask path of a mask recipe (``None`` for box-only recipes)."""
     from matcher.inference.rpn_tracker import PySOTTracker
 
-    m = load_as_served(name, device=device, prepare=not as_loaded)
+    m = load_as_served(name, device=device, prepare=not as_loaded, weights=weights)
     if m.masker is None:
         return None
     product, scene = _scene()
@@ -123,7 +129,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--as-loaded", action="store_true", help="time unprepared networks")
+    add_weights_option(parser)
     args = parser.parse_args()
+    weights = weights_by_recipe(parser, args.weights)
     logging.basicConfig(level=logging.ERROR)
     torch.set_num_threads(args.threads)
     print(
@@ -137,14 +145,15 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|")
     for name in args.recipes.split(","):
-        r = bench(name, args.repeats, args.device, args.as_loaded)
+        r = bench(name, args.repeats, args.device, args.as_loaded, weights.get(name))
+        label = f"{name} (trained)" if name in weights else name
         print(
-            f"| {name} | {r['encode_reference'] * 1e3:.1f} | {r['track'] * 1e3:.1f} | "
+            f"| {label} | {r['encode_reference'] * 1e3:.1f} | {r['track'] * 1e3:.1f} | "
             f"{r['match'] * 1e3:.0f} | {r['match_many16'] * 1e3:.0f} | {r['ratio']:.2f} |",
             flush=True,
         )
     rows = [
-        (n, bench_masks(n, args.repeats, args.device, args.as_loaded))
+        (n, bench_masks(n, args.repeats, args.device, args.as_loaded, weights.get(n)))
         for n in args.recipes.split(",")
     ]
     rows = [(n, r) for n, r in rows if r is not None]

@@ -29,6 +29,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import add_weights_option, weights_by_recipe
+
 DEFAULT = (
     "siammask_small,siamrpnpp_alexnet,siamrpnpp_mobilenetv2,siamfcpp_alexnet,siammask_r50,"
     "siamrpnpp_r50"
@@ -96,18 +100,9 @@ def main() -> None:
         default="shipped",
         help="this checkout's match search: as each recipe ships it, or one for all",
     )
-    parser.add_argument(
-        "--weights",
-        action="append",
-        default=[],
-        metavar="RECIPE=PATH",
-        help="trained weights for a recipe, on both sides (repeatable)",
-    )
+    add_weights_option(parser)
     args = parser.parse_args()
-    pairs = [w.partition("=") for w in args.weights]
-    if any(not name or not path for name, _, path in pairs):
-        parser.error("--weights takes RECIPE=PATH")
-    args.weights = {name: path for name, _, path in pairs}
+    args.weights = weights_by_recipe(parser, args.weights)
     here = Path(__file__).resolve().parents[1]
     search = "as each recipe ships it" if args.search == "shipped" else args.search
     print(
