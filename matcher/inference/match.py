@@ -28,7 +28,8 @@ from matcher.inference.refine import (
     window_at,
     window_grid,
 )
-from matcher.inference.tiles import Piece, run_level, run_tile, stitch, tile_cells
+from matcher.inference.tiles import Piece, reported_piece, run_level, run_tile, stitch, tile_cells
+from matcher.inference.tracking import crops_to_tensor
 from matcher.model_config import NetGeometry
 from matcher.structures import Instance
 
@@ -203,73 +204,67 @@ def _refine_level(
     params: SearchParams,
     device: torch.device,
 ) -> dict[int, LevelOutputs]:
-    """Each asking reference's outputs on one refined level: its own windows, or, when the
-    windows asked for cost more backbone pixels than the level in one piece (many
-    references, as in ``match_many``), the level in full read only where its windows
-    report. A cell reported with its whole template window inside the input has the same
-    value either way in an unpadded network (AlexNet); in a padded one only the zero
-    padding's far reach differs."""
+    """Each asking reference's outputs on one refined level, from its own windows only:
+    each window searched on its own, or, when the windows asked for cost more backbone
+    pixels than the level in one piece (many references, as in ``match_many``), the level
+    encoded once in full and each window's reported cells cut from it. Either way the
+    heads correlate only the cells a window reports (:func:`reported_piece`). A cell
+    reported with its whole template window inside the input has the same value either
+    way in an unpadded network (AlexNet); in a padded one only the zero padding's far
+    reach differs."""
     windows = sorted(set().union(*wants.values()))
-    rows = sorted(wants)
+    asking = {t: sorted(r for r, own in wants.items() if t in own) for t in windows}
     whole = plan_level(scale, scene.shape[:2], geometry, params.working_size, shrink=True)
     side = grid.level.tiles[0].width
+    ran: dict[int, list[Piece]] = {t: [] for t in windows}
     if sum(t.width * t.height for t in whole.tiles) <= len(windows) * side * side:
         canvas = render_level(scene, whole, fill)
-        out = run_level(
-            net,
-            [templates[r] for r in rows],
-            canvas,
-            whole,
-            geometry,
-            params.reference_batch,
-            device,
-        )
-        own = {}
-        for k, row in enumerate(rows):
-            mask = _reported(whole, [grid.level.tiles[t] for t in wants[row]], geometry)
-            outputs = _row_everywhere(out.outputs, k, len(templates))
-            own[row] = dataclasses.replace(out, outputs=outputs, covered=mask & out.covered)
-        return own
-    canvas = render_level(scene, grid.level, fill)
-    ran = {}
-    for t in windows:
-        asking = sorted(r for r, own in wants.items() if t in own)
-        tile = grid.level.tiles[t]
-        encoded = run_tile(
-            net,
-            [templates[r] for r in asking],
-            canvas,
-            tile,
-            geometry,
-            params.reference_batch,
-            device,
-        )
-        ran[t] = (asking, encoded)
+        for tile in whole.tiles:
+            crop = canvas[tile.y0 : tile.y0 + tile.height, tile.x0 : tile.x0 + tile.width]
+            xk = net.encode_search(crops_to_tensor(crop, device))
+            gx0, gy0, keep = tile_cells(tile, geometry)
+            for t in windows:
+                cells = _window_cells(grid.level.tiles[t], geometry, gx0, gy0, keep)
+                if cells.any():
+                    group = [templates[r] for r in asking[t]]
+                    piece = reported_piece(net, group, xk, gx0, gy0, cells, params.reference_batch)
+                    ran[t].append(piece)
+    else:
+        canvas = render_level(scene, grid.level, fill)
+        for t in windows:
+            group = [templates[r] for r in asking[t]]
+            tile = grid.level.tiles[t]
+            piece = run_tile(net, group, canvas, tile, geometry, params.reference_batch, device)
+            ran[t].append(piece)
     return {
-        row: _own_windows(grid.level, row, sorted(own), ran, geometry, len(templates))
+        row: _own_windows(grid.level, row, sorted(own), asking, ran, geometry, len(templates))
         for row, own in sorted(wants.items())
+        if any(ran[t] for t in own)
     }
 
 
-def _reported(level: Level, windows: list[Tile], geometry: NetGeometry) -> torch.Tensor:
-    """The cells of ``level``'s grid that ``windows`` (of the same level's window grid)
-    report."""
-    grid_h = geometry.cells(level.padded_height)
-    grid_w = geometry.cells(level.padded_width)
-    mask = torch.zeros(grid_h, grid_w, dtype=torch.bool)
-    for tile in windows:
-        gx0, gy0, keep = tile_cells(tile, geometry)
-        h, w = min(keep.shape[0], grid_h - gy0), min(keep.shape[1], grid_w - gx0)
-        if h > 0 and w > 0:
-            mask[gy0 : gy0 + h, gx0 : gx0 + w] |= keep[:h, :w]
-    return mask
+def _window_cells(
+    window: Tile, geometry: NetGeometry, gx0: int, gy0: int, keep: torch.Tensor
+) -> torch.Tensor:
+    """The cells of a tile (first cell ``(gx0, gy0)``, reporting ``keep``) that ``window``
+    (of the same level's window grid) reports, in the tile's cell coordinates."""
+    wx0, wy0, wkeep = tile_cells(window, geometry)
+    cells = torch.zeros_like(keep)
+    y_lo, y_hi = max(gy0, wy0), min(gy0 + keep.shape[0], wy0 + wkeep.shape[0])
+    x_lo, x_hi = max(gx0, wx0), min(gx0 + keep.shape[1], wx0 + wkeep.shape[1])
+    if y_lo < y_hi and x_lo < x_hi:
+        cells[y_lo - gy0 : y_hi - gy0, x_lo - gx0 : x_hi - gx0] = wkeep[
+            y_lo - wy0 : y_hi - wy0, x_lo - wx0 : x_hi - wx0
+        ]
+    return cells & keep
 
 
 def _own_windows(
     level: Level,
     row: int,
     windows: list[int],
-    ran: dict[int, tuple[list[int], Piece]],
+    asking: dict[int, list[int]],
+    ran: dict[int, list[Piece]],
     geometry: NetGeometry,
     references: int,
 ) -> LevelOutputs:
@@ -277,9 +272,9 @@ def _own_windows(
     window order (neighbouring windows overlap), seen at every row index."""
     pieces = []
     for t in windows:
-        rows, (gx0, gy0, keep, outs) = ran[t]
-        k = rows.index(row)
-        pieces.append((gx0, gy0, keep, {n: v[k : k + 1] for n, v in outs.items()}))
+        k = asking[t].index(row)
+        for gx0, gy0, keep, outs in ran[t]:
+            pieces.append((gx0, gy0, keep, {n: v[k : k + 1] for n, v in outs.items()}))
     own = stitch(level, pieces, geometry)
     return dataclasses.replace(own, outputs=_row_everywhere(own.outputs, 0, references))
 

@@ -86,13 +86,51 @@ def run_tile(
     reference_batch: int,
     device: torch.device,
 ) -> Piece:
-    """One tile's first cell, which of its cells it reports, and every template's outputs
-    on it (float32, on the CPU)."""
+    """One tile's every template outputs on the cells it reports (float32, on the CPU),
+    with the first of those cells and which of them it reports."""
     crop = canvas[tile.y0 : tile.y0 + tile.height, tile.x0 : tile.x0 + tile.width]
     xk = net.encode_search(crops_to_tensor(crop, device))
     gx0, gy0, keep = tile_cells(tile, geometry)
-    outs = correlate_all(net, templates, xk, reference_batch)
-    return gx0, gy0, keep, {name: value.float().cpu() for name, value in outs.items()}
+    return reported_piece(net, templates, xk, gx0, gy0, keep, reference_batch)
+
+
+def reported_piece(
+    net: torch.nn.Module,
+    templates: list[list[torch.Tensor]],
+    xk: list[torch.Tensor],
+    gx0: int,
+    gy0: int,
+    keep: torch.Tensor,
+    reference_batch: int,
+) -> Piece:
+    """Every template's outputs on the rectangle of cells ``keep`` marks, of a tile whose
+    search encoding is ``xk`` and whose first cell is ``(gx0, gy0)``.
+
+    Only the search features those cells read are correlated: every head's correlation
+    and tower are unpadded, so a cell's value does not depend on the cells around it,
+    and a tile's cells outside the rectangle (the margins that keep each reported cell's
+    template window inside the tile, or all but a few cells of a level searched in one
+    piece) cost the per-reference head nothing. Maps of another size in ``xk`` (SiamMask's
+    refine features) pass through whole; the correlation does not read them.
+    """
+    rows = torch.nonzero(keep.any(dim=1)).flatten()
+    cols = torch.nonzero(keep.any(dim=0)).flatten()
+    if rows.numel() == 0:  # a tile that reports nothing: correlate it whole
+        outs = correlate_all(net, templates, xk, reference_batch)
+        return gx0, gy0, keep, {name: value.float().cpu() for name, value in outs.items()}
+    r0, r1 = int(rows[0]), int(rows[-1]) + 1
+    c0, c1 = int(cols[0]), int(cols[-1]) + 1
+    height, width = xk[0].shape[-2:]
+    extra_y, extra_x = height - keep.shape[0], width - keep.shape[1]  # each cell reads 1 + extra
+    window = [
+        f[..., r0 : r1 + extra_y, c0 : c1 + extra_x] if f.shape[-2:] == (height, width) else f
+        for f in xk
+    ]
+    outs = correlate_all(net, templates, window, reference_batch)
+    sub = keep[r0:r1, c0:c1]
+    # a padded correlation would give more cells than asked for
+    assert all(v.shape[-2:] == sub.shape for v in outs.values()), "unpadded heads only"
+    return gx0 + c0, gy0 + r0, sub, {name: value.float().cpu() for name, value in outs.items()}
 
 
 def correlate_all(

@@ -204,3 +204,32 @@ def test_coarse_to_fine_match_many_equals_individual_matches():
 def test_bad_settings_are_refused(bad):
     with pytest.raises(ConfigError, match=bad.split("=")[0]):
         matcher.load_recipe("siamrpnpp_alexnet", [f"inference.match.{bad}"])
+
+
+@pytest.mark.parametrize("name", ["siamfcpp_alexnet", "siamrpnpp_alexnet", "siammask_r50"])
+def test_the_heads_correlate_only_the_reported_cells_with_the_same_values(name):
+    """``reported_piece`` cuts the search features to what a rectangle of cells reads; its
+    outputs equal the whole tile's at those cells (every head is unpadded), SiamMask's
+    refine maps of other sizes passing through."""
+    from matcher.inference.tiles import correlate_all, reported_piece
+    from matcher.inference.tracking import crops_to_tensor
+
+    torch.manual_seed(0)
+    m = matcher.build(name)
+    net = m.net.eval()
+    size = m.geometry.instance_size + 4 * m.geometry.stride
+    crop = clutter_scene(size, size, seed=3)
+    refs = [matcher.Reference.from_image(product_image(k)) for k in ("coffee", "rocket")]
+    templates = [m.encode_reference(r).template for r in refs]
+    with torch.no_grad():
+        xk = net.encode_search(crops_to_tensor(crop, torch.device("cpu")))
+        whole = correlate_all(net, templates, xk, 8)
+        cells = next(iter(whole.values())).shape[-2:]
+        keep = torch.zeros(cells, dtype=torch.bool)
+        keep[2:5, 1:4] = True
+        gx0, gy0, sub, outs = reported_piece(net, templates, xk, 10, 20, keep, 8)
+    assert (gx0, gy0) == (11, 22) and sub.shape == (3, 3) and bool(sub.all())
+    assert set(outs) == set(whole)
+    for key, value in outs.items():
+        assert value.shape[-2:] == (3, 3)
+        torch.testing.assert_close(value, whole[key][..., 2:5, 1:4].float(), atol=1e-4, rtol=1e-4)
