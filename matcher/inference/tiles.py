@@ -86,8 +86,8 @@ def run_tile(
     reference_batch: int,
     device: torch.device,
 ) -> Piece:
-    """One tile's every template outputs on the cells it reports (float32, on the CPU),
-    with the first of those cells and which of them it reports."""
+    """Every template's outputs on the cells one tile reports (float32, on the CPU), with
+    the first of those cells and which of them the tile reports."""
     crop = canvas[tile.y0 : tile.y0 + tile.height, tile.x0 : tile.x0 + tile.width]
     xk = net.encode_search(crops_to_tensor(crop, device))
     gx0, gy0, keep = tile_cells(tile, geometry)
@@ -121,7 +121,8 @@ def reported_piece(
     r0, r1 = int(rows[0]), int(rows[-1]) + 1
     c0, c1 = int(cols[0]), int(cols[-1]) + 1
     height, width = xk[0].shape[-2:]
-    extra_y, extra_x = height - keep.shape[0], width - keep.shape[1]  # each cell reads 1 + extra
+    # a cell reads 1 + extra features along each axis
+    extra_y, extra_x = height - keep.shape[0], width - keep.shape[1]
     window = [
         f[..., r0 : r1 + extra_y, c0 : c1 + extra_x] if f.shape[-2:] == (height, width) else f
         for f in xk
