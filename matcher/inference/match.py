@@ -19,7 +19,7 @@ import torch
 from torchvision.ops import box_iou, nms
 
 from matcher.inference.decode import LevelOutputs, MatchDecoder, ReferenceGeometry
-from matcher.inference.pyramid import Level, Tile, level_scales, plan_level, render_level
+from matcher.inference.pyramid import Level, level_scales, plan_level, render_level
 from matcher.inference.refine import (
     CoarseToFine,
     WindowGrid,
@@ -28,8 +28,15 @@ from matcher.inference.refine import (
     window_at,
     window_grid,
 )
-from matcher.inference.tiles import Piece, reported_piece, run_level, run_tile, stitch, tile_cells
-from matcher.inference.tracking import crops_to_tensor
+from matcher.inference.tiles import (
+    Piece,
+    encode_tile,
+    reported_piece,
+    run_level,
+    run_tile,
+    stitch,
+    tile_cells,
+)
 from matcher.model_config import NetGeometry
 from matcher.structures import Instance
 
@@ -219,12 +226,12 @@ def _refine_level(
     ran: dict[int, list[Piece]] = {t: [] for t in windows}
     if sum(t.width * t.height for t in whole.tiles) <= len(windows) * side * side:
         canvas = render_level(scene, whole, fill)
+        reports = {t: tile_cells(grid.level.tiles[t], geometry) for t in windows}
         for tile in whole.tiles:
-            crop = canvas[tile.y0 : tile.y0 + tile.height, tile.x0 : tile.x0 + tile.width]
-            xk = net.encode_search(crops_to_tensor(crop, device))
+            xk = encode_tile(net, canvas, tile, device)
             gx0, gy0, keep = tile_cells(tile, geometry)
             for t in windows:
-                cells = _window_cells(grid.level.tiles[t], geometry, gx0, gy0, keep)
+                cells = _window_cells(reports[t], gx0, gy0, keep)
                 if cells.any():
                     group = [templates[r] for r in asking[t]]
                     piece = reported_piece(net, group, xk, gx0, gy0, cells, params.reference_batch)
@@ -244,11 +251,12 @@ def _refine_level(
 
 
 def _window_cells(
-    window: Tile, geometry: NetGeometry, gx0: int, gy0: int, keep: torch.Tensor
+    window: tuple[int, int, torch.Tensor], gx0: int, gy0: int, keep: torch.Tensor
 ) -> torch.Tensor:
-    """The cells of a tile (first cell ``(gx0, gy0)``, reporting ``keep``) that ``window``
-    (of the same level's window grid) reports, in the tile's cell coordinates."""
-    wx0, wy0, wkeep = tile_cells(window, geometry)
+    """The cells of a tile (first cell ``(gx0, gy0)``, reporting ``keep``) that a window
+    of the same level's window grid reports (its :func:`tile_cells`), in the tile's cell
+    coordinates."""
+    wx0, wy0, wkeep = window
     cells = torch.zeros_like(keep)
     y_lo, y_hi = max(gy0, wy0), min(gy0 + keep.shape[0], wy0 + wkeep.shape[0])
     x_lo, x_hi = max(gx0, wx0), min(gx0 + keep.shape[1], wx0 + wkeep.shape[1])

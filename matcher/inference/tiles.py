@@ -88,10 +88,18 @@ def run_tile(
 ) -> Piece:
     """Every template's outputs on the cells one tile reports (float32, on the CPU), with
     the first of those cells and which of them the tile reports."""
-    crop = canvas[tile.y0 : tile.y0 + tile.height, tile.x0 : tile.x0 + tile.width]
-    xk = net.encode_search(crops_to_tensor(crop, device))
     gx0, gy0, keep = tile_cells(tile, geometry)
+    xk = encode_tile(net, canvas, tile, device)
     return reported_piece(net, templates, xk, gx0, gy0, keep, reference_batch)
+
+
+def encode_tile(
+    net: torch.nn.Module, canvas: np.ndarray, tile: Tile, device: torch.device
+) -> list[torch.Tensor]:
+    """The search encoding (backbone and the head's search branch) of one tile of a
+    rendered level, shared by every template."""
+    crop = canvas[tile.y0 : tile.y0 + tile.height, tile.x0 : tile.x0 + tile.width]
+    return net.encode_search(crops_to_tensor(crop, device))
 
 
 def reported_piece(
