@@ -71,12 +71,10 @@ def _median(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def bench(
-    name: str, repeats: int, device: str, as_loaded: bool = False, weights: str | None = None
-) -> dict[str, float]:
+def bench(m: matcher.SiameseMatcher, repeats: int) -> dict[str, float]:
+    """Encode, track, match and ``match_many(16)`` times of one loaded matcher."""
     from benchmarks.match_speed import _others  # imports this module: not at the top
 
-    m = load_as_served(name, device=device, prepare=not as_loaded, weights=weights)
     product, scene = _scene()
     ref = matcher.Reference.from_image(product)
     refs16 = [ref, *(matcher.Reference.from_image(p) for p in _others(15))]
@@ -94,13 +92,10 @@ def bench(
     return out
 
 
-def bench_masks(
-    name: str, repeats: int, device: str, as_loaded: bool = False, weights: str | None = None
-) -> dict[str, float] | None:
-    """Box-only vs mask path of a mask recipe (``None`` for box-only recipes)."""
+def bench_masks(m: matcher.SiameseMatcher, repeats: int) -> dict[str, float] | None:
+    """Box-only vs mask path of a loaded mask recipe (``None`` for box-only recipes)."""
     from matcher.inference.rpn_tracker import PySOTTracker
 
-    m = load_as_served(name, device=device, prepare=not as_loaded, weights=weights)
     if m.masker is None:
         return None
     product, scene = _scene()
@@ -144,19 +139,21 @@ def main() -> None:
         "| match_many(16) (ms) | match_many(16) / match(1) |"
     )
     print("|---|---|---|---|---|---|")
-    for name in args.recipes.split(","):
-        r = bench(name, args.repeats, args.device, args.as_loaded, weights.get(name))
+    rows = []
+    for name in args.recipes.split(","):  # each recipe loaded once, for both tables
+        m = load_as_served(
+            name, device=args.device, prepare=not args.as_loaded, weights=weights.get(name)
+        )
+        r = bench(m, args.repeats)
         label = f"{name} (trained)" if name in weights else name
         print(
             f"| {label} | {r['encode_reference'] * 1e3:.1f} | {r['track'] * 1e3:.1f} | "
             f"{r['match'] * 1e3:.0f} | {r['match_many16'] * 1e3:.0f} | {r['ratio']:.2f} |",
             flush=True,
         )
-    rows = [
-        (n, bench_masks(n, args.repeats, args.device, args.as_loaded, weights.get(n)))
-        for n in args.recipes.split(",")
-    ]
-    rows = [(n, r) for n, r in rows if r is not None]
+        masks = bench_masks(m, args.repeats)
+        if masks is not None:
+            rows.append((name, masks))
     if rows:
         print(
             "\n| recipe | match box-only (ms) | match + 5 masks (ms) | extra | track box-only (ms) "

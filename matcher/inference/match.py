@@ -221,6 +221,7 @@ def _refine_level(
     reach differs."""
     windows = sorted(set().union(*wants.values()))
     asking = {t: sorted(r for r, own in wants.items() if t in own) for t in windows}
+    groups = {t: [templates[r] for r in asking[t]] for t in windows}
     whole = plan_level(scale, scene.shape[:2], geometry, params.working_size, shrink=True)
     side = grid.level.tiles[0].width
     ran: dict[int, list[Piece]] = {t: [] for t in windows}
@@ -233,15 +234,15 @@ def _refine_level(
             for t in windows:
                 cells = _window_cells(reports[t], gx0, gy0, keep)
                 if cells.any():
-                    group = [templates[r] for r in asking[t]]
-                    piece = reported_piece(net, group, xk, gx0, gy0, cells, params.reference_batch)
+                    piece = reported_piece(
+                        net, groups[t], xk, gx0, gy0, cells, params.reference_batch
+                    )
                     ran[t].append(piece)
     else:
         canvas = render_level(scene, grid.level, fill)
         for t in windows:
-            group = [templates[r] for r in asking[t]]
             tile = grid.level.tiles[t]
-            piece = run_tile(net, group, canvas, tile, geometry, params.reference_batch, device)
+            piece = run_tile(net, groups[t], canvas, tile, geometry, params.reference_batch, device)
             ran[t].append(piece)
     return {
         row: _own_windows(grid.level, row, sorted(own), asking, ran, geometry, len(templates))
